@@ -1,0 +1,5 @@
+import sys
+
+from paperlab.cli import main
+
+sys.exit(main())

@@ -1,0 +1,382 @@
+"""``paperlab telephone run``: the paper's chains at small scale, offline, with its claims tested.
+
+Settings (each a chain over the same passages, metrics at every evaluated generation):
+
+- MT chains with real offline engines: EN->PT->EN (Bergamot), EN->ES->EN (apertium), and the
+  multiplayer chain EN -> {PT, ES} shuffled -> EN through both engines;
+- the rephrase chain with the default LM: the temperature sweep (Simple prompt, top_p 0.9) and
+  the prompt ablation (Simple / Base / Constrained at the paper's Llama temperature 0.6);
+- optionally, LM translators given with ``--pool`` (any model spec, e.g. vLLM endpoints): a
+  self-loop for each and the two-player chain over the pool, through ``--pivot``.
+
+Claims: ``mt_metrics_decay``, ``multiplayer_decays_faster``, ``temperature_orders_decay``,
+``prompt_constraint_helps``, ``factuality_decays``.
+"""
+
+from __future__ import annotations
+
+import csv
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from pydantic import BaseModel, Field, field_validator
+
+from paperlab.core.data import data_path
+from paperlab.core.errors import UserError
+from paperlab.core.metrics import mean_ci
+from paperlab.core.models import GenerationParams, load_lm
+from paperlab.core.runs import Run, claim, markdown_table
+from paperlab.core.translate import load_translator
+from paperlab.telephone.chains import LMPlayer, MTPlayer, Player, Setup, fixed_point_iteration, run_chain
+from paperlab.telephone.factscore import LexicalFactJudge, LLMFactJudge
+from paperlab.telephone.metrics import METRICS, score_pairs, signatures
+
+PAPER = "LLM as a Broken Telephone: Iterative Generation Distorts Information (arXiv 2502.20258)"
+DOMAINS = ("news2024", "booksum", "scriptbase", "wikibio", "pubmed")
+#: The paper's evaluation schedule (generations at which metrics are computed).
+PAPER_SCHEDULE = (0, 2, 4, 6, 8, 10, 13, 16, 20, 25, 30, 40, 50, 65, 80, 100)
+T_ZERO = 0.0  # the paper's T~0 (1e-16) is greedy decoding
+
+
+class TelephoneConfig(BaseModel):
+    """Configuration of the telephone experiment (saved with every run)."""
+
+    passages: int = Field(30, ge=1, le=750, description="passages for the MT chains")
+    lm_passages: int = Field(10, ge=1, le=750, description="passages for the LM rephrase chains")
+    mt_iterations: int = Field(12, ge=1)
+    lm_iterations: int = Field(8, ge=1)
+    domains: list[str] = list(DOMAINS)
+    lm: str = "default"
+    temperatures: list[float] = [T_ZERO, 0.25, 0.5, 0.75, 1.0]
+    prompt_levels: list[str] = ["simple", "base", "constrained"]
+    prompt_temperature: float = 0.6
+    top_p: float = 0.9
+    max_tokens: int = 384
+    judge: str = "lexical"
+    compat: str = "standard"
+    mt: bool = True
+    rephrase: bool = True
+    pool: list[str] = []
+    pivot: str = "pt"
+    passage_file: str | None = None
+    seed: int = 0
+
+    @field_validator("domains")
+    @classmethod
+    def _known_domains(cls, v):
+        bad = [d for d in v if d not in DOMAINS]
+        if bad or not v:
+            raise ValueError(f"unknown domains {bad}; use {list(DOMAINS)}")
+        return v
+
+    @classmethod
+    def quick(cls, **kw) -> TelephoneConfig:
+        base = dict(passages=10, lm_passages=3, mt_iterations=6, lm_iterations=4,
+                    temperatures=[T_ZERO, 0.5, 1.0], max_tokens=320)
+        return cls(**{**base, **kw})
+
+
+def load_user_passages(path: str, n: int) -> list[tuple[str, int, str]]:
+    """The first ``n`` passages of a user's JSONL file (``{"text": ...}`` per line)."""
+    from paperlab.core.data import read_jsonl
+
+    rows = read_jsonl(path)
+    out = []
+    for i, r in enumerate(rows[:n]):
+        text = str(r.get("text", "")).strip() if isinstance(r, dict) else ""
+        if not text:
+            raise UserError(f"{path} record {i + 1} has no non-empty 'text'", 'write {"text": "..."} per line')
+        out.append((str(r.get("domain", "user")), i, text))
+    return out
+
+
+def load_passages(n: int, domains: list[str] | tuple[str, ...] = DOMAINS,
+                  passage_file: str | None = None) -> list[tuple[str, int, str]]:
+    """``n`` passages (domain, row, text), round-robin over domains, from the paper's 150 x 5 set
+    (or the first ``n`` of ``passage_file``)."""
+    if passage_file:
+        return load_user_passages(passage_file, n)
+    with open(data_path("telephone", "all_data.csv"), newline="", encoding="utf-8") as f:
+        rows = list(csv.DictReader(f))
+    out = []
+    for i in range(n):
+        d, r = domains[i % len(domains)], i // len(domains)
+        if r >= len(rows):
+            raise UserError(f"only {len(rows) * len(domains)} passages exist in {domains}", "ask for fewer")
+        text = rows[r][d].strip()
+        if not text:
+            raise UserError(f"passage {d}/{r} is empty", "check the passage file")
+        out.append((d, r, text))
+    return out
+
+
+def eval_points(iterations: int) -> list[int]:
+    """Every generation up to 20 iterations; beyond, the paper's schedule plus 1 and the last."""
+    if iterations <= 20:
+        return list(range(iterations + 1))
+    pts = {t for t in PAPER_SCHEDULE if t <= iterations} | {1, iterations}
+    return sorted(pts)
+
+
+@dataclass
+class Setting:
+    name: str
+    group: str  # "mt" | "temperature" | "prompt" | "pool"
+    setup: Setup
+    pool: list[Player]
+    iterations: int
+    passages: list[tuple[str, int, str]]
+
+
+def build_settings(cfg: TelephoneConfig) -> list[Setting]:
+    settings: list[Setting] = []
+    if cfg.mt:
+        mt_passages = load_passages(cfg.passages, cfg.domains, cfg.passage_file)
+        bergamot = MTPlayer(load_translator("mt:bergamot"), "bergamot")
+        apertium = MTPlayer(load_translator("mt:apertium"), "apertium")
+        settings += [
+            Setting("EN-PT-EN bergamot", "mt", Setup("en-pt-en", "self_loop", ("pt",)), [bergamot],
+                    cfg.mt_iterations, mt_passages),
+            Setting("EN-ES-EN apertium", "mt", Setup("en-es-en", "self_loop", ("es",)), [apertium],
+                    cfg.mt_iterations, mt_passages),
+            Setting("multiplayer PT+ES", "mt", Setup("multiplayer", "multiplayer", ("pt", "es")),
+                    [bergamot, apertium], cfg.mt_iterations, mt_passages),
+        ]
+    if cfg.rephrase or cfg.pool:
+        lm_passages = load_passages(cfg.lm_passages, cfg.domains, cfg.passage_file)
+    if cfg.rephrase:
+        lm = load_lm(cfg.lm)
+        rephrase = Setup("rephrase", "rephrase")
+        for t in cfg.temperatures:
+            params = GenerationParams(temperature=t, top_p=cfg.top_p, max_tokens=cfg.max_tokens, seed=cfg.seed)
+            settings.append(Setting(f"rephrase T={t:g} simple", "temperature", rephrase,
+                                    [LMPlayer(lm, params, "simple")], cfg.lm_iterations, lm_passages))
+        for level in cfg.prompt_levels:
+            params = GenerationParams(temperature=cfg.prompt_temperature, top_p=cfg.top_p,
+                                      max_tokens=cfg.max_tokens, seed=cfg.seed)
+            settings.append(Setting(f"rephrase {level} T={cfg.prompt_temperature:g}", "prompt", rephrase,
+                                    [LMPlayer(lm, params, level)], cfg.lm_iterations, lm_passages))
+    if cfg.pool:
+        params = GenerationParams(temperature=cfg.prompt_temperature, top_p=cfg.top_p,
+                                  max_tokens=cfg.max_tokens, seed=cfg.seed)
+        players = [LMPlayer(load_lm(s), params, "base", name=s) for s in cfg.pool]
+        loop = Setup(f"en-{cfg.pivot}-en", "self_loop", (cfg.pivot,))
+        for p in players:
+            settings.append(Setting(f"self-loop {p.name}", "pool", loop, [p], cfg.lm_iterations, lm_passages))
+        if len(players) > 1:
+            settings.append(Setting("two-player pool", "pool", Setup("two-player", "two_player", (cfg.pivot,)),
+                                    players, cfg.lm_iterations, lm_passages))
+    return settings
+
+
+def evaluate(originals: list[str], texts: list[list[str]], points: list[int], cfg: TelephoneConfig,
+             judge) -> dict[str, dict[int, list[float]]]:
+    """Per-passage metric values at each evaluated generation: ``values[metric][t][passage]``."""
+    values: dict[str, dict[int, list[float]]] = {m: {} for m in (*METRICS, "factscore")}
+    for t in points:
+        gens = [tx[t] for tx in texts]
+        scores = score_pairs(originals, gens, compat=cfg.compat)
+        for m in METRICS:
+            values[m][t] = scores[m]
+        values["factscore"][t] = [judge.score(o, [g])[0].score for o, g in zip(originals, gens, strict=True)]
+    return values
+
+
+def run_experiment(cfg: TelephoneConfig, out: Path | None = None) -> Path:
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    run = Run("telephone", out, cfg)
+    settings = build_settings(cfg)
+    if not settings:
+        raise UserError("nothing to run", "enable --mt or --rephrase, or give --pool")
+    judge = LexicalFactJudge() if cfg.judge == "lexical" else LLMFactJudge(load_lm(cfg.judge))
+    summary: dict[str, dict] = {}
+    (run.dir / "generations.jsonl").unlink(missing_ok=True)
+    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn()) as prog:
+        task = prog.add_task("chains", total=sum(s.iterations for s in settings) + len(settings))
+        for s in settings:
+            prog.update(task, description=f"{s.name}")
+            originals = [p[2] for p in s.passages]
+            texts, hops = run_chain(originals, s.setup, s.pool, s.iterations, cfg.seed,
+                                    on_iteration=lambda *_: prog.advance(task))
+            for (d, r, _), tx, hp in zip(s.passages, texts, hops, strict=True):
+                run.append("generations", {"setting": s.name, "domain": d, "row": r,
+                                           "texts": {f"{t}_en": x for t, x in enumerate(tx)},
+                                           "players": [[h.player for h in it] for it in hp],
+                                           "routes": [[f"{h.src}->{h.tgt}" for h in it] for it in hp]})
+            prog.update(task, description=f"{s.name}: metrics")
+            points = eval_points(s.iterations)
+            values = evaluate(originals, texts, points, cfg, judge)
+            fixed = [fixed_point_iteration(tx) for tx in texts]
+            summary[s.name] = {
+                "group": s.group, "iterations": s.iterations, "points": points, "n_passages": len(originals),
+                "mean": {m: [mean_ci(values[m][t])[0] for t in points] for m in values},
+                "ci": {m: [mean_ci(values[m][t])[1:] for t in points] for m in values},
+                "per_passage": {m: {str(t): values[m][t] for t in points} for m in values},
+                "first_repeat": fixed,
+                "words": [float(np.mean([len(tx[t].split()) for tx in texts])) for t in points],
+            }
+            prog.advance(task)
+    claims = make_claims(summary, cfg)
+    sections = report_sections(summary, cfg, judge.name)
+    plot(run, summary)
+    run.finish(claims, results={"settings": summary, "signatures": signatures(cfg.compat), "judge": judge.name},
+               sections=sections, scale_note=SCALE_NOTE, title="Broken Telephone: iterative generation distorts information",
+               paper=PAPER)
+    return run.dir
+
+
+SCALE_NOTE = """
+- **Translators**: the paper chains 8-9B instruction-tuned LLMs (Llama-3.1-8B, Mistral, Gemma-2) through
+  French and Thai. Offline here, the MT chains use real MT engines (Bergamot EN<->PT, neural, int8;
+  apertium EN<->ES, rule-based), which decode deterministically: a deterministic chain reaches a fixed
+  point once a text maps to itself, exactly the paper's T~0 prediction. The report shows where.
+- **Multiplayer**: the paper's bridges are several languages translated directly between each other by
+  several models; offline only EN<->PT and EN<->ES engines exist, so each iteration runs EN -> PT/ES
+  (shuffled) with the hop between the two bridges pivoting through English (4 hops per iteration
+  instead of 2).
+- **Rephrase chains** use SmolLM2-135M-Instruct (a 135M model), not an 8B model: it follows the
+  rephrase instruction loosely, so its drift is much faster than the paper's and prompt wording matters
+  less than it does for a capable model.
+- **Scale**: tens of passages and up to a few dozen iterations instead of 150 passages x 100 iterations.
+- **FActScore**: unless a judge model is given (`--judge <spec>`), factuality uses the documented offline
+  fallback (clause facts + MiniLM similarity + number check), not an LLM judge; BERTScore uses the offline
+  all-MiniLM-L6-v2 encoder instead of roberta-large. Absolute values are therefore not comparable with the
+  paper's; trends are.
+"""
+
+
+def _final(summary: dict, name: str, metric: str) -> float:
+    return summary[name]["mean"][metric][-1]
+
+
+def _at(summary: dict, name: str, metric: str, t: int) -> float:
+    return summary[name]["mean"][metric][summary[name]["points"].index(t)]
+
+
+def make_claims(summary: dict, cfg: TelephoneConfig) -> list:
+    claims = []
+    mt = [n for n, s in summary.items() if s["group"] == "mt"]
+    bilingual = [n for n in mt if "multiplayer" not in n]
+    if mt:
+        vals = {n: {"chrf_1": _at(summary, n, "chrf", 1), "chrf_last": _final(summary, n, "chrf"),
+                    "bleu_1": _at(summary, n, "bleu", 1), "bleu_last": _final(summary, n, "bleu")} for n in mt}
+        claims.append(claim(
+            "mt_metrics_decay", "For each MT chain, chrF and BLEU at the last iteration are below iteration 1",
+            holds=all(v["chrf_last"] < v["chrf_1"] and v["bleu_last"] < v["bleu_1"] for v in vals.values()),
+            **vals))
+        multi = [n for n in mt if "multiplayer" in n]
+        if multi and bilingual:
+            finals = {n: _final(summary, n, "chrf") for n in bilingual}
+            m_final = _final(summary, multi[0], "chrf")
+            claims.append(claim(
+                "multiplayer_decays_faster",
+                "The multiplayer chain's final chrF is at most the slower-decaying bilingual chain's",
+                holds=m_final <= max(finals.values()), multiplayer_final_chrf=m_final, bilingual_final_chrf=finals))
+        fs = {n: {"factscore_1": _at(summary, n, "factscore", 1), "factscore_last": _final(summary, n, "factscore")}
+              for n in mt}
+        claims.append(claim(
+            "factuality_decays", "For each MT chain, FActScore at the last iteration is below iteration 1",
+            holds=all(v["factscore_last"] < v["factscore_1"] for v in fs.values()), judge=cfg.judge, **fs))
+    temps = {n: s for n, s in summary.items() if s["group"] == "temperature"}
+    if temps:
+        by_t = {float(n.split("T=")[1].split()[0]): _final(summary, n, "chrf") for n in temps}
+        lo, hi = min(by_t), max(by_t)
+        claims.append(claim(
+            "temperature_orders_decay", f"Rephrase chain: final chrF at T={lo:g} is above T={hi:g}",
+            holds=by_t[lo] > by_t[hi], final_chrf_by_temperature=by_t,
+            spearman_rho_t_vs_chrf=_spearman(list(by_t), list(by_t.values()))))
+    prompts = {n.split()[1]: _final(summary, n, "chrf") for n, s in summary.items() if s["group"] == "prompt"}
+    if {"simple", "base", "constrained"} <= set(prompts):
+        claims.append(claim(
+            "prompt_constraint_helps", "Rephrase chain: final chrF with Constrained and Base prompts is above Simple",
+            holds=prompts["constrained"] > prompts["simple"] and prompts["base"] > prompts["simple"],
+            final_chrf_by_prompt=prompts))
+    return claims
+
+
+def _spearman(x: list[float], y: list[float]) -> float:
+    from scipy.stats import spearmanr
+
+    return float(spearmanr(x, y).statistic) if len(x) > 2 else float("nan")
+
+
+def report_sections(summary: dict, cfg: TelephoneConfig, judge: str) -> list[str]:
+    rows = []
+    for n, s in summary.items():
+        first = 1 if 1 in s["points"] else s["points"][0]
+        i1 = s["points"].index(first)
+        rows.append([n, s["n_passages"], s["iterations"]] + [
+            f"{s['mean'][m][i1]:.3f} -> {s['mean'][m][-1]:.3f}" for m in (*METRICS, "factscore")])
+    out = ["## Metrics, generation 1 -> last (means over passages)", "",
+           markdown_table(["setting", "passages", "iterations", *METRICS, "factscore"], rows), "",
+           f"Convention: `{cfg.compat}`; FActScore judge: `{judge}`. Per-iteration means with 95% CIs are in "
+           "`results.json` (`settings.<name>.mean`/`ci`), per-passage values under `per_passage`, raw texts in "
+           "`generations.jsonl`."]
+    fp = []
+    for n, s in summary.items():
+        if s["group"] != "mt":
+            continue
+        reps = [r for r in s["first_repeat"] if r is not None]
+        fp.append([n, f"{len(reps)}/{len(s['first_repeat'])}",
+                   f"{np.median(reps) - 1:.0f}" if reps else "-"])
+    if fp:
+        out += ["", "## Fixed points of the deterministic MT chains", "",
+                "A chain is at a fixed point once an iteration returns exactly the previous text (the paper's "
+                "T~0 result in its purest form: deterministic decoding stops drifting).", "",
+                markdown_table(["setting", "passages that reached a fixed point", "median generation of the fixed point"], fp)]
+    return out
+
+
+def plot(run: Run, summary: dict) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    metrics = (*METRICS, "factscore")
+    for group, title in (("mt", "MT chains"), ("temperature", "Rephrase chain: temperature"),
+                         ("prompt", "Rephrase chain: prompt constraint"), ("pool", "LM translator pool")):
+        names = [n for n, s in summary.items() if s["group"] == group]
+        if not names:
+            continue
+        fig, axes = plt.subplots(1, len(metrics), figsize=(4 * len(metrics), 3.4))
+        for ax, m in zip(axes, metrics, strict=True):
+            for n in names:
+                s = summary[n]
+                mean = np.array(s["mean"][m], dtype=float)
+                ci = np.array([[np.nan, np.nan] if c[0] is None else c for c in s["ci"][m]], dtype=float)
+                ax.plot(s["points"], mean, marker="o", ms=3, label=n)
+                ax.fill_between(s["points"], ci[:, 0], ci[:, 1], alpha=0.15)
+            ax.set_title(m)
+            ax.set_xlabel("iteration")
+            ax.grid(alpha=0.3)
+        axes[0].legend(fontsize=7)
+        fig.suptitle(title)
+        run.savefig(fig, f"metrics_{group}", f"{title}: every metric vs. iteration (mean, 95% CI)")
+    mt = [n for n, s in summary.items() if s["group"] == "mt"]
+    if mt:
+        fig, ax = plt.subplots(figsize=(5, 3.4))
+        for n in mt:
+            s = summary[n]
+            reps = s["first_repeat"]
+            xs = list(range(s["iterations"] + 1))
+            ax.plot(xs, [np.mean([r is not None and r - 1 <= t for r in reps]) for t in xs], marker="o", label=n)
+        ax.set_xlabel("iteration")
+        ax.set_ylabel("fraction of passages at a fixed point")
+        ax.legend(fontsize=7)
+        ax.grid(alpha=0.3)
+        run.savefig(fig, "fixed_points", "Deterministic MT chains: fraction of passages whose text stopped changing")
+
+
+def reproduce(quick: bool = False, out: Path | None = None, **overrides) -> Path:
+    from pydantic import ValidationError
+
+    try:
+        cfg = TelephoneConfig.quick(**overrides) if quick else TelephoneConfig(**overrides)
+    except ValidationError as e:
+        err = e.errors()[0]
+        raise UserError(f"bad setting {'.'.join(map(str, err['loc']))}: {err['msg']}",
+                        "see `paperlab telephone run --help`") from None
+    return run_experiment(cfg, out)

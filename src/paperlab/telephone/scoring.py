@@ -1,0 +1,73 @@
+"""Score user-given chains: ``paperlab telephone score --original FILE --generations FILE``.
+
+Inputs are JSONL. Originals: ``{"id": ..., "text": ...}``. Generations: either one record per
+generation ``{"id": ..., "iteration": t, "text": ...}``, or the paper's stored per-passage records
+``{"id": ..., "0_en": ..., "2_fr": ..., "2_en": ...}`` (only the English ``{t}_en`` texts are scored).
+"""
+
+from __future__ import annotations
+
+import re
+from collections import defaultdict
+from pathlib import Path
+
+from paperlab.core.data import read_jsonl
+from paperlab.core.errors import UserError
+from paperlab.core.metrics import mean_ci
+from paperlab.telephone.metrics import METRICS, score_pairs, signatures
+
+_GEN_KEY = re.compile(r"^(\d+)_en$")
+
+
+def _originals(path: Path) -> dict[str, str]:
+    out = {}
+    for i, r in enumerate(read_jsonl(path), 1):
+        if "text" not in r or not str(r["text"]).strip():
+            raise UserError(f"{path} record {i} has no non-empty 'text'", "write {\"id\": ..., \"text\": ...} per line")
+        out[str(r.get("id", i - 1))] = str(r["text"])
+    return out
+
+
+def _generations(path: Path) -> list[tuple[str, int, str]]:
+    out = []
+    for i, r in enumerate(read_jsonl(path), 1):
+        pid = str(r.get("id", i - 1))
+        if "iteration" in r and "text" in r:
+            out.append((pid, int(r["iteration"]), str(r["text"])))
+            continue
+        keyed = [(int(m.group(1)), str(v)) for k, v in r.items() if (m := _GEN_KEY.match(k))]
+        if not keyed:
+            raise UserError(f"{path} record {i} has neither iteration+text nor '<t>_en' keys",
+                            "see `paperlab telephone score --help` for the formats")
+        out += [(pid, t, v) for t, v in keyed]
+    return out
+
+
+def score_files(original: Path, generations: Path, compat: str = "standard", judge: str = "lexical") -> dict:
+    originals = _originals(original)
+    gens = _generations(generations)
+    missing = sorted({pid for pid, _, _ in gens if pid not in originals})
+    if missing:
+        raise UserError(f"generations refer to ids without an original: {missing[:5]}", "give every id an original")
+    scores = score_pairs([originals[p] for p, _, _ in gens], [g for _, _, g in gens], compat=compat)
+    names = list(METRICS)
+    if judge != "none":
+        from paperlab.telephone.factscore import LexicalFactJudge, LLMFactJudge
+
+        if judge == "lexical":
+            j = LexicalFactJudge()
+        else:
+            from paperlab.core.models import load_lm
+
+            j = LLMFactJudge(load_lm(judge))
+        scores["factscore"] = [j.score(originals[p], [g])[0].score for p, _, g in gens]
+        names.append("factscore")
+    rows = [{"id": p, "iteration": t, **{m: scores[m][k] for m in names}} for k, (p, t, _) in enumerate(gens)]
+    by_t: dict[int, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
+    for r in rows:
+        for m in names:
+            by_t[r["iteration"]][m].append(r[m])
+    summary = {str(t): {m: dict(zip(("mean", "ci_lo", "ci_hi"), mean_ci(v), strict=True)) for m, v in ms.items()}
+               for t, ms in sorted(by_t.items())}
+    return {"compat": compat, "signatures": signatures(compat), "judge": judge,
+            "per_generation": rows, "by_iteration": summary}
