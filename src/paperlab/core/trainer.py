@@ -1,0 +1,264 @@
+"""The shared training loop for small language models, on 🤗 accelerate.
+
+``train(model, train_data, val_data, TrainConfig(...), run_dir)`` runs the same code on a laptop CPU,
+one GPU, or several GPUs/nodes under ``accelerate launch`` (several CPU processes:
+``ACCELERATE_USE_CPU=1 torchrun --nproc_per_node N script.py``; each process draws its own batches, so
+``tokens`` counts all processes):
+
+- AdamW (decoupled weight decay on matrices only), linear warmup then cosine decay to
+  ``min_lr_ratio * lr`` (:func:`lr_at`), gradient clipping by global norm;
+- fp32 or bf16 autocast (``precision``);
+- evaluation on a fixed held-out set every ``eval_every`` steps;
+- per-layer gradient norms (``||grad||_2`` over each block's parameters, before clipping);
+- checkpoints every ``checkpoint_every`` steps (written atomically) and automatic resume from
+  ``run_dir/checkpoint.pt``. Training batches are a pure function of ``(seed, step)`` and the RNG
+  state is saved, so a run killed and restarted produces exactly the losses of an uninterrupted run;
+- divergence detection: a non-finite loss (or one above ``diverge_loss``) stops the run early and
+  marks it ``diverged``.
+
+It returns (and writes to ``run_dir/history.json``) a history dict: steps, train/val losses, learning
+rates, total and per-layer gradient norms, tokens seen and analytic FLOPs (:mod:`paperlab.core.flops`).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn as nn
+
+from paperlab.core import flops as fl
+from paperlab.core.errors import UserError
+
+
+@dataclass
+class TrainConfig:
+    steps: int = 1000
+    batch_size: int = 16
+    seq_len: int = 128
+    lr: float = 1e-3
+    min_lr_ratio: float = 0.1           # cosine decays to min_lr_ratio * lr (OLMo-2: alpha_f = 0.1)
+    warmup_steps: int = 100
+    weight_decay: float = 0.1
+    beta1: float = 0.9
+    beta2: float = 0.95
+    eps: float = 1e-8
+    grad_clip: float = 1.0              # 0 disables clipping
+    precision: str = "fp32"             # "fp32" | "bf16"
+    eval_every: int = 100
+    eval_tokens: int = 32768            # size of the fixed validation set
+    eval_batch_size: int = 32
+    grad_norm_every: int = 10           # per-layer gradient norms every n steps
+    checkpoint_every: int = 0           # 0: no periodic checkpoints (the final state is saved)
+    seed: int = 0
+    diverge_loss: float | None = None   # stop when the training loss exceeds this (or is not finite)
+    cpu: bool = False                   # force CPU even when a GPU is visible
+    find_unused_parameters: bool = False  # DDP: set for routed layers whose experts may get no tokens
+
+    def __post_init__(self):
+        if self.precision not in ("fp32", "bf16"):
+            raise UserError(f"precision must be 'fp32' or 'bf16', not {self.precision!r}", "use --precision fp32|bf16")
+        for name in ("steps", "batch_size", "seq_len", "eval_every"):
+            if getattr(self, name) < 1:
+                raise UserError(f"{name} must be >= 1, got {getattr(self, name)}", f"pass a positive {name}")
+        if not self.lr > 0:
+            raise UserError(f"lr must be > 0, got {self.lr}", "pass a positive learning rate")
+
+
+def lr_at(step: int, cfg: TrainConfig) -> float:
+    """Learning rate of optimizer step ``step`` (0-based): linear warmup, then cosine to ``min_lr_ratio``.
+
+    ``lr_t = lr (t+1)/W`` for ``t < W``;  ``lr_t = lr [r + (1-r)(1 + cos(pi p))/2]`` with
+    ``p = (t - W) / (S - W - 1)`` afterwards (``S`` steps, ``W`` warmup, ``r = min_lr_ratio``).
+    """
+    if step < cfg.warmup_steps:
+        return cfg.lr * (step + 1) / cfg.warmup_steps
+    span = max(1, cfg.steps - cfg.warmup_steps - 1)
+    p = min(1.0, (step - cfg.warmup_steps) / span)
+    return cfg.lr * (cfg.min_lr_ratio + (1 - cfg.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * p)))
+
+
+def param_groups(model: nn.Module, weight_decay: float) -> list[dict[str, Any]]:
+    """AdamW groups: decay on matrices (dim >= 2), none on gains and biases."""
+    decay, no_decay = [], []
+    for p in model.parameters():
+        if p.requires_grad:
+            (decay if p.dim() >= 2 else no_decay).append(p)
+    return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+
+
+def layer_grad_norms(model: nn.Module) -> list[float]:
+    """``||grad||_2`` of each block's parameters (``model.blocks``), in layer order."""
+    out = []
+    for block in model.blocks:
+        sq = [p.grad.detach().float().pow(2).sum() for p in block.parameters() if p.grad is not None]
+        out.append(float(torch.stack(sq).sum().sqrt()) if sq else 0.0)
+    return out
+
+
+@torch.no_grad()
+def evaluate(model: nn.Module, data, cfg: TrainConfig, accelerator) -> float:
+    """Mean cross-entropy (nats/token) on the fixed validation windows."""
+    model.eval()
+    total, count = 0.0, 0
+    for x, y in data.eval_batches(cfg.eval_batch_size, cfg.seq_len, cfg.eval_tokens):
+        x, y = x.to(accelerator.device), y.to(accelerator.device)
+        with accelerator.autocast():
+            _, loss = model(x, y)
+        aux = accelerator.unwrap_model(model).last_aux_loss
+        ce = loss - aux if aux is not None else loss
+        total += float(ce) * y.numel()
+        count += y.numel()
+    model.train()
+    return total / count
+
+
+def _make_accelerator(cfg: TrainConfig):
+    from accelerate import Accelerator, DistributedDataParallelKwargs
+    from accelerate.state import AcceleratorState, GradientState
+
+    # several trainings in one process (sweeps, tests) may each ask for their own precision
+    AcceleratorState._reset_state(True)
+    GradientState._reset_state()
+    ddp = DistributedDataParallelKwargs(find_unused_parameters=cfg.find_unused_parameters)
+    return Accelerator(mixed_precision="bf16" if cfg.precision == "bf16" else "no", cpu=cfg.cpu,
+                       kwargs_handlers=[ddp])
+
+
+def _atomic_save(obj: Any, path: Path) -> None:
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    torch.save(obj, tmp)
+    os.replace(tmp, path)
+
+
+def train(model: nn.Module, train_data, val_data, cfg: TrainConfig, run_dir: Path | str | None = None,
+          resume: bool = True, progress: bool = False, desc: str = "train",
+          on_step: Callable[[int, dict], None] | None = None) -> dict[str, Any]:
+    """Train ``model`` (a :class:`~paperlab.core.transformer.Transformer`) and return its history.
+
+    ``run_dir`` holds ``checkpoint.pt`` and ``history.json``; with ``resume`` an existing checkpoint is
+    loaded and training continues from its step. ``on_step(step, record)`` is called after every
+    optimizer step (used by tests to interrupt a run).
+    """
+    run_dir = Path(run_dir) if run_dir is not None else None
+    if run_dir is not None:
+        run_dir.mkdir(parents=True, exist_ok=True)
+    ckpt_path = run_dir / "checkpoint.pt" if run_dir is not None else None
+
+    accelerator = _make_accelerator(cfg)
+    torch.manual_seed(cfg.seed)
+    raw = model
+    seq_len = cfg.seq_len
+    if seq_len > raw.config.max_seq_len:
+        raise UserError(f"seq_len={seq_len} exceeds the model's max_seq_len={raw.config.max_seq_len}",
+                        "lower --seq-len or raise max_seq_len")
+    optimizer = torch.optim.AdamW(param_groups(raw, cfg.weight_decay), lr=cfg.lr,
+                                  betas=(cfg.beta1, cfg.beta2), eps=cfg.eps)
+    flops_per_token = fl.model_flops_per_token(raw, seq_len)
+    hist: dict[str, Any] = {
+        "config": asdict(cfg), "step": [], "train_loss": [], "lr": [], "grad_norm": [],
+        "val_step": [], "val_loss": [], "layer_grad_norms": {"step": [], "norms": []},
+        "diverged": False, "diverged_step": None, "flops_per_token": flops_per_token,
+        "params": sum(p.numel() for p in raw.parameters()), "train_seconds": 0.0, "resumed_from": None,
+    }
+    start = 0
+    if resume and ckpt_path is not None and ckpt_path.exists():
+        state = torch.load(ckpt_path, map_location="cpu", weights_only=False)
+        raw.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        torch.set_rng_state(state["rng"])
+        hist, start = state["history"], state["step"]
+        hist["resumed_from"] = start
+    model, optimizer = accelerator.prepare(raw, optimizer)
+    rank = accelerator.process_index
+
+    def save(step: int) -> None:
+        if ckpt_path is None:
+            return
+        accelerator.wait_for_everyone()
+        if accelerator.is_main_process:
+            _atomic_save({"model": accelerator.unwrap_model(model).state_dict(), "optimizer": optimizer.state_dict(),
+                          "rng": torch.get_rng_state(), "history": hist, "step": step}, ckpt_path)
+
+    bar = None
+    if progress and accelerator.is_main_process:
+        from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+
+        bar = Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
+                       TextColumn("loss {task.fields[loss]}"), TimeRemainingColumn(), transient=True)
+        bar.start()
+        task = bar.add_task(desc, total=cfg.steps, completed=start, loss="-")
+
+    t0 = time.perf_counter()
+    model.train()
+    if start == 0 and not hist["val_step"]:
+        hist["val_step"].append(0)
+        hist["val_loss"].append(evaluate(model, val_data, cfg, accelerator))
+    step = start
+    try:
+        for step in range(start, cfg.steps):
+            if hist["diverged"]:
+                break
+            lr = lr_at(step, cfg)
+            for g in optimizer.param_groups:
+                g["lr"] = lr
+            x, y = train_data.batch(step, cfg.batch_size, seq_len, seed=cfg.seed, rank=rank)
+            x, y = x.to(accelerator.device), y.to(accelerator.device)
+            with accelerator.autocast():
+                _, loss = model(x, y)
+            accelerator.backward(loss)
+            if (step + 1) % cfg.grad_norm_every == 0 or step == 0:
+                hist["layer_grad_norms"]["step"].append(step + 1)
+                hist["layer_grad_norms"]["norms"].append(layer_grad_norms(accelerator.unwrap_model(model)))
+            max_norm = cfg.grad_clip if cfg.grad_clip > 0 else float("inf")
+            gnorm = float(accelerator.clip_grad_norm_(model.parameters(), max_norm))
+            optimizer.step()
+            optimizer.zero_grad(set_to_none=True)
+            loss_val = float(accelerator.reduce(loss.detach().float(), reduction="mean"))
+            hist["step"].append(step + 1)
+            hist["train_loss"].append(loss_val)
+            hist["lr"].append(lr)
+            hist["grad_norm"].append(gnorm)
+            if not math.isfinite(loss_val) or (cfg.diverge_loss is not None and loss_val > cfg.diverge_loss):
+                hist["diverged"], hist["diverged_step"] = True, step + 1
+            elif (step + 1) % cfg.eval_every == 0 or step + 1 == cfg.steps:
+                hist["val_step"].append(step + 1)
+                hist["val_loss"].append(evaluate(model, val_data, cfg, accelerator))
+            if bar is not None:
+                bar.update(task, advance=1, loss=f"{loss_val:.3f}")
+            if cfg.checkpoint_every and (step + 1) % cfg.checkpoint_every == 0 and step + 1 < cfg.steps:
+                hist["train_seconds"] += time.perf_counter() - t0
+                t0 = time.perf_counter()
+                save(step + 1)
+            if on_step is not None:
+                on_step(step + 1, {"loss": loss_val, "lr": lr, "grad_norm": gnorm})
+    finally:
+        if bar is not None:
+            bar.stop()
+    hist["train_seconds"] += time.perf_counter() - t0
+    done = hist["step"][-1] if hist["step"] else start
+    tokens = done * cfg.batch_size * seq_len * accelerator.num_processes
+    hist.update(tokens=tokens, train_flops=3.0 * flops_per_token * tokens, steps_done=done,
+                num_processes=accelerator.num_processes, device=str(accelerator.device),
+                final_val_loss=hist["val_loss"][-1] if hist["val_loss"] else None)
+    save(done)
+    if run_dir is not None and accelerator.is_main_process:
+        (run_dir / "history.json").write_text(json.dumps(_jsonable(hist)))
+    return hist
+
+
+def _jsonable(obj: Any) -> Any:
+    if isinstance(obj, dict):
+        return {k: _jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_jsonable(v) for v in obj]
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None if math.isnan(obj) else ("inf" if obj > 0 else "-inf")
+    return obj

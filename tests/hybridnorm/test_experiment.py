@@ -1,0 +1,62 @@
+"""End to end: ``reproduce`` with a tiny config writes the report and both claims; it resumes."""
+
+import json
+import math
+
+import pytest
+import torch
+
+from paperlab.core.errors import UserError
+from paperlab.hybridnorm.experiment import is_stable, make_config, reproduce, unigram_loss
+
+TINY = dict(depths=[1, 2], seeds=[0], steps=6, batch_size=2, seq_len=16, warmup_steps=2, d_model=16, n_heads=2,
+            lr=2e-3, sweep_lrs=[2e-3, 0.5], variants=["pre", "post", "hybrid"], sweep_variants=["post", "hybrid"],
+            eval_every=3, eval_tokens=256, grad_norm_every=2, checkpoint_every=3)
+
+
+def test_reproduce_tiny_writes_claims_and_plots(tmp_path):
+    run_dir = reproduce(quick=True, out=tmp_path / "run", **TINY)
+    res = json.loads((run_dir / "results.json").read_text())
+    ids = {c["id"]: c for c in res["claims"]}
+    assert set(ids) == {"hybridnorm_lower_loss", "hybridnorm_stable_high_lr"}
+    assert all(isinstance(c["holds"], bool) for c in ids.values())
+    lower = ids["hybridnorm_lower_loss"]["values"]
+    assert (lower["delta_vs_prenorm"] < 0) == ids["hybridnorm_lower_loss"]["holds"]
+    for name in ("val_loss", "layer_grad_norms", "lr_sweep"):
+        assert (run_dir / f"{name}.png").stat().st_size > 5000
+    report = (run_dir / "report.md").read_text()
+    assert "hybridnorm_stable_high_lr" in report and "Learning-rate sweep" in report
+    # 3 variants x 2 depths + (2 sweep variants x 1 extra lr), each with a history and no checkpoint left
+    runs = sorted(p.name for p in (run_dir / "runs").iterdir())
+    assert len(runs) == 6 + 2
+    assert not list((run_dir / "runs").glob("*/checkpoint.pt"))
+    # a second call with the same --out reuses the finished runs
+    before = (run_dir / "runs" / runs[0] / "history.json").stat().st_mtime_ns
+    reproduce(quick=True, out=tmp_path / "run", **TINY)
+    assert (run_dir / "runs" / runs[0] / "history.json").stat().st_mtime_ns == before
+
+
+def test_stability_criterion():
+    ok = {"train_loss": [4.0, 3.0], "diverged": False, "final_val_loss": 2.5}
+    assert is_stable(ok, h1=3.3)
+    assert not is_stable({**ok, "final_val_loss": 3.4}, h1=3.3)               # worse than unigram
+    assert not is_stable({**ok, "final_val_loss": 3.25}, h1=3.3)              # on the unigram plateau
+    assert not is_stable({**ok, "train_loss": [4.0, float("nan")]}, h1=3.3)
+    assert not is_stable({**ok, "diverged": True}, h1=3.3)
+
+
+def test_unigram_loss_by_hand():
+    train = torch.tensor([0, 0, 0, 1])                     # add-one smoothed over 3 symbols: 4/7, 2/7, 1/7
+    targets = torch.tensor([0, 1, 2, 0])
+    expected = -(2 * math.log(4 / 7) + math.log(2 / 7) + math.log(1 / 7)) / 4
+    assert unigram_loss(train, targets, vocab_size=3) == pytest.approx(expected)
+
+
+def test_bad_options_are_user_errors():
+    with pytest.raises(UserError):
+        make_config(True, variants=["pre", "rezero"])
+    with pytest.raises(UserError):
+        make_config(True, sweep_variants=["pre", "hybrid"])                     # no Post-Norm to compare
+    with pytest.raises(UserError):
+        make_config(True, colour="blue")
+    assert 2e-3 in make_config(True, lr=2e-3, sweep_lrs=[1e-2]).sweep_lrs
