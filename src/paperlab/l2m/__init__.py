@@ -1,0 +1,69 @@
+"""L²M: Mutual Information Scaling Law for Long-Context Language Modeling (arXiv 2503.04725).
+
+Claim. In natural text, the *bipartite* mutual information between a block of ``L/2`` tokens and the
+``L/2`` tokens that follow grows as a sub-volume power law,
+
+    I_{L/2; L} = I(X_{1:L/2}; X_{L/2+1:L})  ~  L^beta,        0 < beta < 1,
+
+distinct from the *two-point* mutual information ``I(d) = I(X_t; X_{t+d})`` between single tokens,
+which decays with distance. A model predicting ``Y`` from ``X`` must pass that information through
+its *history state* ``z_L`` (what it keeps after reading ``X``), so (the **L²M condition**)
+
+    dim(z_L)  >~  L^beta.
+
+A transformer's history state is its KV cache (grows linearly in ``L``: satisfied); an RNN/SSM keeps a
+fixed-size state (fails it at long enough ``L``).
+
+Estimators (Section 3). With ``q`` an LLM's autoregressive probabilities, ``X`` the first ``L_x`` tokens
+and ``Y`` the next ``(r-1) L_x``:
+
+    direct:  I = E[log q(Y|X)] - E[log q(Y)]          (q(Y) from BOS + Y, BOS-bias corrected with the
+                                                       Grassberger 2-gram entropy H_2)
+    vCLUB:   I = E[log q(Y_1|X_1)] - E[log q(Y_2|X_1)]  (a mismatched Y for the negative term)
+
+Two-point MI uses Grassberger's entropy estimator ``H = log N - (1/N) sum n_i G(n_i)``:
+``I(d) = 2 H_1 - H_pair(d)``. Power laws are fitted in log-log space (two-point: ``A d^beta + c``).
+The sub-volume Gaussian family has exact MI ``1/2 log(det S_X det S_Y / det S)`` and tests the
+estimator code with exact conditional densities.
+
+Public API
+----------
+- :mod:`paperlab.l2m.estimators` — :func:`grassberger_entropy`, :func:`two_point_mi`,
+  :func:`collect_logprobs` (any :class:`TokenScorer`), :func:`bipartite_mi` (direct + vCLUB, error bars).
+- :mod:`paperlab.l2m.gaussian` — :class:`SubVolumeGaussian` (exact MI), :class:`GaussianScorer`.
+- :mod:`paperlab.l2m.fits` — :func:`fit_power_law` (t CI), :func:`bootstrap_power_law`,
+  :func:`fit_power_law_offset`.
+- :mod:`paperlab.l2m.lm` — :class:`LMScorer` (transformers), :class:`VLLMScorer` (GPU, ``prompt_logprobs``),
+  corpus loading and block sampling.
+- :mod:`paperlab.l2m.state` — KV-cache and recurrent state sizes, :func:`l2m_condition`.
+- :mod:`paperlab.l2m.recurrent` — :class:`RecurrentLM`, a fixed-state GRU model for the shared trainer.
+- :mod:`paperlab.l2m.train` — per-position held-out loss.
+- :mod:`paperlab.l2m.experiment` — the small-scale reproduction and its claims.
+
+CLI: ``paperlab l2m run [--quick] [--model hf:<path>] [--scorer vllm]`` and ``paperlab l2m gaussian``.
+"""
+
+from paperlab.l2m.estimators import (
+    BipartiteMI,
+    TokenScorer,
+    bipartite_mi,
+    collect_logprobs,
+    grassberger_entropy,
+    two_point_mi,
+)
+from paperlab.l2m.fits import bootstrap_power_law, fit_power_law, fit_power_law_offset
+from paperlab.l2m.gaussian import GaussianScorer, SubVolumeGaussian
+
+__all__ = [
+    "BipartiteMI",
+    "GaussianScorer",
+    "SubVolumeGaussian",
+    "TokenScorer",
+    "bipartite_mi",
+    "bootstrap_power_law",
+    "collect_logprobs",
+    "fit_power_law",
+    "fit_power_law_offset",
+    "grassberger_entropy",
+    "two_point_mi",
+]

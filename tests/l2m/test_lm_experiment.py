@@ -1,0 +1,74 @@
+"""The LM scorer, sampling from long documents, and an end-to-end run with a tiny model."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from paperlab.core.errors import UserError
+from paperlab.l2m.lm import LMScorer, load_documents, sample_blocks, start_token_id
+
+
+def test_lm_scorer_matches_full_logits(tiny_lm_dir):
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    model = AutoModelForCausalLM.from_pretrained(tiny_lm_dir).eval()
+    tok = AutoTokenizer.from_pretrained(tiny_lm_dir)
+    sc = LMScorer(model, tok, chunk=7)                        # chunking must not change anything
+    assert sc.start_id == start_token_id(tok) == tok.convert_tokens_to_ids("<|endoftext|>")
+    seqs = np.random.default_rng(0).integers(1, len(tok), size=(3, 20))
+    lp = sc.token_logprobs(seqs)
+    ids = torch.cat([torch.full((3, 1), sc.start_id), torch.as_tensor(seqs)], 1)
+    with torch.no_grad():
+        ref = torch.log_softmax(model(ids).logits[:, :-1].double(), -1).gather(-1, ids[:, 1:, None])[..., 0]
+    assert np.allclose(lp, ref.numpy(), atol=1e-5)
+    assert (lp < 0).all()
+
+
+def test_sample_blocks_are_disjoint_windows_of_documents():
+    docs = [np.arange(100), np.arange(1000, 1050)]
+    s = sample_blocks(docs, 5, 20, seed=0)
+    assert s.shape == (5, 20)
+    assert all(np.all(np.diff(r) == 1) for r in s)            # consecutive tokens of one document
+    assert len({int(r[0]) for r in s}) == 5
+    with pytest.raises(UserError):
+        sample_blocks(docs, 50, 20)
+
+
+def test_packaged_corpora_are_long_documents():
+    g = load_documents("gutenberg")
+    assert len(g) == 4 and min(len(d) for d in g) > 400_000
+    w = load_documents("wikitext2")
+    assert len(w) > 20 and all(d.lstrip().startswith("= ") for d in w[1:])
+    with pytest.raises(UserError):
+        load_documents("/nonexistent/corpus")
+
+
+def test_reproduce_end_to_end_tiny(tiny_lm_dir, tmp_path):
+    from paperlab.l2m.experiment import reproduce
+
+    corpus = tmp_path / "docs"
+    corpus.mkdir()
+    from paperlab.core.data import data_path
+
+    text = data_path("gutenberg", "105.txt").read_text(encoding="utf-8")
+    (corpus / "a.txt").write_text(text[:40000])
+    (corpus / "b.txt").write_text(text[40000:80000])
+    run_dir = reproduce(
+        quick=True, out=tmp_path / "run", model=f"hf:{tiny_lm_dir}", corpus=str(corpus), n_samples=6, max_split=8,
+        ratios=[2, 3], max_distance=16, gaussian_samples=300, gaussian_max_split=16, train_steps=4,
+        train_d_model=16, train_layers=1, train_heads=2, train_seq_len=32, train_batch=4, eval_windows=8,
+        n_boot=50, threads=1, state_lengths=[8, 16, 32])
+    res = json.loads((run_dir / "results.json").read_text())
+    ids = {c["id"]: c for c in res["claims"]}
+    assert set(ids) == {"gaussian_mi_exact", "bipartite_mi_power_law", "fixed_state_plateaus"}
+    assert all(isinstance(c["holds"], bool) for c in ids.values())
+    assert ids["gaussian_mi_exact"]["holds"]                  # exact densities: must recover the exact MI
+    b = res["results"]["text"]["bipartite"]
+    assert set(b) == {"2", "3"} and len(b["2"]["direct"]) == 3 and b["2"]["vclub"] is not None
+    st = res["results"]["state"]
+    assert st["transformer"][2] == 4 * st["transformer"][0] and len(set(st["recurrent"])) == 1
+    report = (run_dir / "report.md").read_text()
+    assert "## Claims" in report and (run_dir / "loss_per_position.png").exists()
+    assert (run_dir / "logprobs.npz").exists()
