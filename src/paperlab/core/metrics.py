@@ -174,14 +174,22 @@ BERTSCORE_LAYERS = 6
 
 def bertscore(hyps: Sequence[str], refs: Sequence[str], batch_size: int = 16) -> list[float]:
     """BERTScore F1 per pair with the offline MiniLM encoder (layer 6, idf off, no rescaling)."""
-    _need("bert_score")
-    import bert_score
-
     if not hyps:
         return []
-    _, _, f1 = bert_score.score(list(hyps), list(refs), model_type=minilm_path(), num_layers=BERTSCORE_LAYERS,
-                                batch_size=batch_size, lang="en", verbose=False)
+    _, _, f1 = _bert_scorer(batch_size).score(list(hyps), list(refs), verbose=False)
     return [float(x) for x in f1]
+
+
+@functools.cache
+def _bert_scorer(batch_size: int):
+    """One BERTScorer per process (``bert_score.score`` would reload the encoder on every call)."""
+    _need("bert_score")
+    import bert_score
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()
+    return bert_score.BERTScorer(model_type=minilm_path(), num_layers=BERTSCORE_LAYERS, batch_size=batch_size,
+                                 lang="en", device="cpu")
 
 
 def bertscore_signature() -> str:

@@ -31,6 +31,7 @@ gradients.
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 import os
 import threading
@@ -356,6 +357,42 @@ class CachedLM(LanguageModel):
 _loaded: dict[str, LanguageModel] = {}
 
 
+def _gguf_as_transformers(folder: str, fname: str) -> str:
+    """A transformers checkpoint folder holding a GGUF file's model (dequantised, fp32) and tokenizer.
+
+    Converting a GGUF file takes one to several minutes on 2 CPU cores (tokenizer conversion and
+    dequantisation); the result is saved once under ``$PAPERLAB_HOME/models`` (default
+    ``~/.cache/paperlab/models``) and later loads take seconds.
+    """
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers.utils import logging as hf_logging
+
+    path = Path(folder) / fname
+    stat = path.stat()
+    key = make_key("gguf-dequantised", str(path.resolve()), stat.st_size, int(stat.st_mtime))[:16]
+    home = Path(os.environ.get("PAPERLAB_HOME", Path.home() / ".cache" / "paperlab"))
+    cached = home / "models" / f"{path.stem}-{key}"
+    if (cached / "config.json").exists() and (cached / "tokenizer_config.json").exists():
+        return str(cached)
+    hf_logging.disable_progress_bar()
+    tok = AutoTokenizer.from_pretrained(folder, gguf_file=fname)
+    model = AutoModelForCausalLM.from_pretrained(folder, gguf_file=fname, dtype="float32")
+    tmp = cached.with_name(cached.name + ".tmp")
+    tmp.mkdir(parents=True, exist_ok=True)
+    # save_pretrained refuses models loaded from GGUF; the dequantised weights are plain fp32 tensors.
+    from safetensors.torch import save_model
+
+    save_model(model, str(tmp / "model.safetensors"), metadata={"format": "pt"})
+    config = model.config
+    for attr in ("quantization_config", "_pre_quantization_dtype"):
+        if hasattr(config, attr):
+            delattr(config, attr)
+    config.save_pretrained(str(tmp))
+    tok.save_pretrained(str(tmp))
+    tmp.replace(cached)  # atomic: a killed conversion never leaves a half-written folder behind
+    return str(cached)
+
+
 def load_lm(spec: str, cache: Cache | None | bool = True, **kw) -> LanguageModel:
     """Load a generation backend from a spec (cached per process); wrapped in the request cache
     unless ``cache=False``."""
@@ -374,6 +411,7 @@ def load_lm(spec: str, cache: Cache | None | bool = True, **kw) -> LanguageModel
     return CachedLM(lm, cache if isinstance(cache, Cache) else shared_cache())
 
 
+@functools.cache
 def load_torch_model(spec: str = "default", device: str | None = None, dtype: str = "float32"):
     """The torch model and tokenizer for internals (hidden states, hooks, gradients).
 
@@ -392,13 +430,11 @@ def load_torch_model(spec: str = "default", device: str | None = None, dtype: st
         raise UserError("transformers is not installed", "run `make setup` (extra paperlab[lm])") from None
     torch_dtype = getattr(torch, dtype)
     try:
+        target = ms.target
         if ms.kind == "gguf":
-            folder, fname = str(Path(ms.target).parent), Path(ms.target).name
-            tok = AutoTokenizer.from_pretrained(folder, gguf_file=fname)
-            model = AutoModelForCausalLM.from_pretrained(folder, gguf_file=fname, dtype=torch_dtype)
-        else:
-            tok = AutoTokenizer.from_pretrained(ms.target)
-            model = AutoModelForCausalLM.from_pretrained(ms.target, dtype=torch_dtype)
+            target = _gguf_as_transformers(str(Path(ms.target).parent), Path(ms.target).name)
+        tok = AutoTokenizer.from_pretrained(target)
+        model = AutoModelForCausalLM.from_pretrained(target, dtype=torch_dtype)
     except OSError as e:
         raise UserError(f"cannot load model '{spec}': {str(e).splitlines()[0][:160]}",
                         "pass a local checkpoint folder (hf:<path>) or a .gguf file") from None

@@ -137,7 +137,7 @@ class Run:
         self.figures: list[tuple[str, str]] = []
         self.started = _dt.datetime.now()
         argv = list(sys.argv) if argv is None else argv
-        if argv and argv[0].endswith("paperlab"):
+        if argv and (argv[0].endswith("paperlab") or argv[0].endswith("paperlab/__main__.py")):
             argv[0] = "paperlab"
         self.command = shlex.join(argv)
         (self.dir / "config.json").write_text(json.dumps(self.config, indent=2))

@@ -179,7 +179,7 @@ def evaluate(originals: list[str], texts: list[list[str]], points: list[int], cf
         scores = score_pairs(originals, gens, compat=cfg.compat)
         for m in METRICS:
             values[m][t] = scores[m]
-        values["factscore"][t] = [judge.score(o, [g])[0].score for o, g in zip(originals, gens, strict=True)]
+        values["factscore"][t] = [r.score for r in judge.score_pairs(originals, gens)]
     return values
 
 

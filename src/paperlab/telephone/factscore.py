@@ -78,33 +78,48 @@ class FactResult:
 
 
 class LexicalFactJudge:
-    """The offline fallback judge (see the module docstring)."""
+    """The offline fallback judge (see the module docstring).
+
+    Embeddings are memoised by text: chains revisit the same sentences (a deterministic chain at
+    its fixed point repeats every one), so each distinct sentence is encoded once.
+    """
 
     name = "lexical-minilm"
 
     def __init__(self, threshold: float = 0.7):
         self.threshold = threshold
         self._facts: dict[str, list[str]] = {}
+        self._emb: dict[str, np.ndarray] = {}
 
     def facts(self, original: str) -> list[str]:
         if original not in self._facts:
             self._facts[original] = clause_facts(original)
         return self._facts[original]
 
-    def score(self, original: str, generations: Sequence[str]) -> list[FactResult]:
-        facts = self.facts(original)
-        if not facts:
-            return [FactResult(float("nan"), 0, []) for _ in generations]
-        fact_emb = embed(facts)
+    def _embed(self, texts: Sequence[str]) -> np.ndarray:
+        new = [t for t in dict.fromkeys(texts) if t not in self._emb]
+        if new:
+            self._emb.update(zip(new, embed(new), strict=True))
+        return np.stack([self._emb[t] for t in texts])
+
+    def score_pairs(self, originals: Sequence[str], generations: Sequence[str]) -> list[FactResult]:
+        """FActScore of each generation against its original (all texts embedded in one batch)."""
+        units = [list(dict.fromkeys(sentences(g) + clause_facts(g))) or [g or " "] for g in generations]
+        facts = [self.facts(o) for o in originals]
+        self._embed([t for group in (*facts, *units) for t in group])
         out = []
-        for g in generations:
-            units = list(dict.fromkeys(sentences(g) + clause_facts(g))) or [g or " "]
-            sim = fact_emb @ embed(units).T  # [facts, sentences and clauses], unit vectors
-            best = sim.max(axis=1)
+        for fs, us, g in zip(facts, units, generations, strict=True):
+            if not fs:
+                out.append(FactResult(float("nan"), 0, []))
+                continue
+            best = (self._embed(fs) @ self._embed(us).T).max(axis=1)  # unit vectors: cosine similarity
             g_nums = set(_NUM.findall(g))
-            ok = [bool(best[i] >= self.threshold and set(_NUM.findall(f)) <= g_nums) for i, f in enumerate(facts)]
-            out.append(FactResult(float(np.mean(ok)), len(facts), ok))
+            ok = [bool(best[i] >= self.threshold and set(_NUM.findall(f)) <= g_nums) for i, f in enumerate(fs)]
+            out.append(FactResult(float(np.mean(ok)), len(fs), ok))
         return out
+
+    def score(self, original: str, generations: Sequence[str]) -> list[FactResult]:
+        return self.score_pairs([original] * len(generations), generations)
 
 
 class LLMFactJudge:
@@ -139,3 +154,6 @@ class LLMFactJudge:
             ok = [r.strip().lower().startswith("true") for r in replies]
             out.append(FactResult(float(np.mean(ok)) if ok else float("nan"), len(facts), ok))
         return out
+
+    def score_pairs(self, originals: Sequence[str], generations: Sequence[str]) -> list[FactResult]:
+        return [self.score(o, [g])[0] for o, g in zip(originals, generations, strict=True)]

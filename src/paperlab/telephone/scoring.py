@@ -60,7 +60,7 @@ def score_files(original: Path, generations: Path, compat: str = "standard", jud
             from paperlab.core.models import load_lm
 
             j = LLMFactJudge(load_lm(judge))
-        scores["factscore"] = [j.score(originals[p], [g])[0].score for p, _, g in gens]
+        scores["factscore"] = [r.score for r in j.score_pairs([originals[p] for p, _, _ in gens], [g for _, _, g in gens])]
         names.append("factscore")
     rows = [{"id": p, "iteration": t, **{m: scores[m][k] for m in names}} for k, (p, t, _) in enumerate(gens)]
     by_t: dict[int, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
