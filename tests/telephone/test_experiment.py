@@ -30,7 +30,7 @@ def test_tiny_run_writes_report_with_all_claims(tmp_path):
     assert {p.name for p in run_dir.glob("*.png")} >= {"metrics_mt.png", "metrics_temperature.png",
                                                        "metrics_prompt.png", "fixed_points.png"}
     gens = [json.loads(x) for x in (run_dir / "generations.jsonl").read_text().splitlines()]
-    assert len(gens) == 3 * 2 + 4 * 1  # MT settings x passages + LM settings x passages
+    assert len(gens) == 3 * 2 + 5 * 1  # MT settings x passages + (2 temperatures + 3 prompts) x passages
     assert set(gens[0]["texts"]) == {"0_en", "1_en", "2_en"}
 
 

@@ -191,7 +191,8 @@ class Run:
         if scale_note:
             lines += ["## Where this small-scale run differs from the paper", "", scale_note.strip(), ""]
         for s in sections:
-            lines += [s.strip(), ""]
+            if s.strip():
+                lines += [s.strip(), ""]
         if self.figures:
             lines += ["## Plots", ""]
             for fname, caption in self.figures:
@@ -213,3 +214,20 @@ def markdown_table(header: list[str], rows: Iterable[Iterable[Any]]) -> str:
     for r in rows:
         out.append("| " + " | ".join(_fmt(x) for x in r) + " |")
     return "\n".join(out)
+
+
+def build_config(cls: Any, system: str, quick: bool, overrides: Mapping[str, Any]) -> Any:
+    """A system's pydantic config: ``cls.quick(**overrides)`` under ``--quick``, else ``cls(**overrides)``.
+
+    An invalid value becomes a one-line :class:`~paperlab.core.errors.UserError` naming the setting.
+    """
+    from pydantic import ValidationError
+
+    from paperlab.core.errors import UserError
+
+    try:
+        return cls.quick(**overrides) if quick else cls(**overrides)
+    except ValidationError as e:
+        err = e.errors()[0]
+        raise UserError(f"bad setting {'.'.join(map(str, err['loc']))}: {err['msg']}",
+                        f"see `paperlab {system} run --help`") from None

@@ -25,7 +25,7 @@ import numpy as np
 from pydantic import BaseModel, Field, field_validator
 
 from paperlab.core.errors import UserError
-from paperlab.core.runs import Run, claim, markdown_table
+from paperlab.core.runs import Run, build_config, claim, markdown_table
 from paperlab.l2m.estimators import (
     bipartite_mi,
     collect_logprobs,
@@ -596,12 +596,4 @@ def _sections(cfg: L2MConfig, res: dict) -> list[str]:
 
 
 def reproduce(quick: bool = False, out: Path | None = None, **overrides) -> Path:
-    from pydantic import ValidationError
-
-    try:
-        cfg = L2MConfig.quick(**overrides) if quick else L2MConfig(**overrides)
-    except ValidationError as e:
-        err = e.errors()[0]
-        raise UserError(f"bad setting {'.'.join(map(str, err['loc']))}: {err['msg']}",
-                        "see `paperlab l2m run --help`") from None
-    return run_experiment(cfg, out)
+    return run_experiment(build_config(L2MConfig, "l2m", quick, overrides), out)

@@ -26,7 +26,7 @@ from paperlab.core.data import data_path
 from paperlab.core.errors import UserError
 from paperlab.core.metrics import mean_ci
 from paperlab.core.models import GenerationParams, load_lm
-from paperlab.core.runs import Run, claim, markdown_table
+from paperlab.core.runs import Run, build_config, claim, markdown_table
 from paperlab.core.translate import load_translator
 from paperlab.telephone.chains import LMPlayer, MTPlayer, Player, Setup, fixed_point_iteration, run_chain
 from paperlab.telephone.factscore import LexicalFactJudge, LLMFactJudge
@@ -309,8 +309,8 @@ def report_sections(summary: dict, cfg: TelephoneConfig, judge: str) -> list[str
         i1 = s["points"].index(first)
         rows.append([n, s["n_passages"], s["iterations"]] + [
             f"{s['mean'][m][i1]:.3f} -> {s['mean'][m][-1]:.3f}" for m in (*METRICS, "factscore")])
-    out = ["## Metrics, generation 1 -> last (means over passages)", "",
-           markdown_table(["setting", "passages", "iterations", *METRICS, "factscore"], rows), "",
+    out = ["## Metrics, generation 1 -> last (means over passages)\n\n"
+           + markdown_table(["setting", "passages", "iterations", *METRICS, "factscore"], rows),
            f"Convention: `{cfg.compat}`; FActScore judge: `{judge}`. Per-iteration means with 95% CIs are in "
            "`results.json` (`settings.<name>.mean`/`ci`), per-passage values under `per_passage`, raw texts in "
            "`generations.jsonl`."]
@@ -322,10 +322,10 @@ def report_sections(summary: dict, cfg: TelephoneConfig, judge: str) -> list[str
         fp.append([n, f"{len(reps)}/{len(s['first_repeat'])}",
                    f"{np.median(reps) - 1:.0f}" if reps else "-"])
     if fp:
-        out += ["", "## Fixed points of the deterministic MT chains", "",
+        out += ["## Fixed points of the deterministic MT chains\n\n"
                 "A chain is at a fixed point once an iteration returns exactly the previous text (the paper's "
-                "T~0 result in its purest form: deterministic decoding stops drifting).", "",
-                markdown_table(["setting", "passages that reached a fixed point", "median generation of the fixed point"], fp)]
+                "T~0 result in its purest form: deterministic decoding stops drifting).\n\n"
+                + markdown_table(["setting", "passages that reached a fixed point", "median generation of the fixed point"], fp)]
     return out
 
 
@@ -353,7 +353,7 @@ def plot(run: Run, summary: dict) -> None:
             ax.set_xlabel("iteration")
             ax.grid(alpha=0.3)
         axes[0].legend(fontsize=7)
-        fig.suptitle(title)
+        fig.suptitle(title, y=1.03)
         run.savefig(fig, f"metrics_{group}", f"{title}: every metric vs. iteration (mean, 95% CI)")
     mt = [n for n, s in summary.items() if s["group"] == "mt"]
     if mt:
@@ -371,12 +371,4 @@ def plot(run: Run, summary: dict) -> None:
 
 
 def reproduce(quick: bool = False, out: Path | None = None, **overrides) -> Path:
-    from pydantic import ValidationError
-
-    try:
-        cfg = TelephoneConfig.quick(**overrides) if quick else TelephoneConfig(**overrides)
-    except ValidationError as e:
-        err = e.errors()[0]
-        raise UserError(f"bad setting {'.'.join(map(str, err['loc']))}: {err['msg']}",
-                        "see `paperlab telephone run --help`") from None
-    return run_experiment(cfg, out)
+    return run_experiment(build_config(TelephoneConfig, "telephone", quick, overrides), out)
