@@ -176,7 +176,9 @@ class LlamaCppLM(LanguageModel):
             raise UserError("llama-cpp-python is not installed", "run `make setup` (extra paperlab[lm])") from None
         self.path = path
         self.id = f"gguf:{Path(path).name}"
-        self._llm = Llama(model_path=path, n_ctx=n_ctx, n_threads=n_threads or min(2, os.cpu_count() or 1),
+        # $PAPERLAB_LLAMA_THREADS: llama.cpp's threads spin-wait, so on an oversubscribed CPU fewer is faster.
+        n_threads = n_threads or int(os.environ.get("PAPERLAB_LLAMA_THREADS", 0)) or min(2, os.cpu_count() or 1)
+        self._llm = Llama(model_path=path, n_ctx=n_ctx, n_threads=n_threads,
                           verbose=False, logits_all=False)
         self._lock = threading.Lock()
 

@@ -1,0 +1,59 @@
+"""``paperlab tsv``: train and evaluate TSV on TruthfulQA, or score your own answers with a detector."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from paperlab.core.cli import Model, Out, Quick, Seed, print_run, system_app
+
+app = system_app("tsv", "TSV: a truthfulness separator vector steers LLM latents for hallucination detection.")
+
+
+@app.command()
+def run(
+    quick: Quick = False,
+    out: Out = None,
+    model: Model = "default",
+    labeller: Annotated[str | None, typer.Option(help="Answer labels: embed (MiniLM margin) or rouge.")] = None,
+    layer: Annotated[int | None, typer.Option(min=0, help="Steering block (default: 9/32 of the depth).")] = None,
+    lam: Annotated[float | None, typer.Option("--lambda", help="Steering strength lambda (paper: 5).")] = None,
+    tau: Annotated[float | None, typer.Option(help="vMF temperature tau = 1/kappa (paper: 0.1).")] = None,
+    lr: Annotated[float | None, typer.Option(help="AdamW learning rate (paper: 5e-3).")] = None,
+    stage1_epochs: Annotated[int | None, typer.Option(min=1, help="Stage-1 epochs (paper: 20).")] = None,
+    stage2_epochs: Annotated[int | None, typer.Option(min=0, help="Stage-2 epochs (paper: 20).")] = None,
+    k: Annotated[int | None, typer.Option(min=2, help="Pseudo-labelled samples kept (paper: 128).")] = None,
+    n_wild: Annotated[int | None, typer.Option(min=1, help="Wild questions used (default: all 512).")] = None,
+    n_test: Annotated[int | None, typer.Option(min=10, help="Test questions used (default: all 205).")] = None,
+    threads: Annotated[int | None, typer.Option(min=1, help="CPU threads for torch.")] = None,
+    seed: Seed = 0,
+) -> None:
+    """Generate answers, label them, train TSV (stage 1 + OT), compare with baselines, write the report."""
+    from paperlab.tsv.experiment import reproduce
+
+    overrides = {k_: v for k_, v in dict(
+        model=model, labeller=labeller, layer=layer, lam=lam, tau=tau, lr=lr, stage1_epochs=stage1_epochs,
+        stage2_epochs=stage2_epochs, k=k, n_wild=n_wild, n_test=n_test, threads=threads, seed=seed,
+    ).items() if v is not None}
+    print_run(reproduce(quick=quick, out=out, **overrides))
+
+
+@app.command()
+def score(
+    detector: Annotated[Path, typer.Option(help="A detector folder (<run>/detector).", file_okay=False)],
+    input: Annotated[Path, typer.Option("--input", help="JSONL, one {\"question\", \"answer\"} per line.")],
+    output: Annotated[Path | None, typer.Option("--output", help="Write JSONL here (default: stdout).")] = None,
+) -> None:
+    """Write p(truthful) for each (question, answer) line of INPUT with a trained detector."""
+    import json
+
+    from paperlab.tsv.detector import score_file
+
+    records = score_file(detector, input, output)
+    if output is not None:
+        typer.echo(f"wrote {len(records)} scores to {output}")
+    else:
+        for r in records:
+            typer.echo(json.dumps(r, ensure_ascii=False))
