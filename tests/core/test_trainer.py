@@ -93,3 +93,23 @@ def test_bad_train_config_is_a_user_error(shakespeare):
     tr, va, tok = shakespeare
     with pytest.raises(UserError):
         train(model_for(tok), tr, va, TrainConfig(steps=1, seq_len=64))    # model max_seq_len is 32
+
+
+def test_checkpoint_of_another_configuration_is_refused_and_finished_runs_reused_by_key(shakespeare, tmp_path):
+    from paperlab.core.trainer import finished_training
+
+    tr, va, tok = shakespeare
+    cfg = TrainConfig(steps=6, batch_size=4, seq_len=32, lr=3e-3, warmup_steps=2, eval_every=3,
+                      eval_tokens=512, checkpoint_every=3)
+    first = model_for(tok)
+    h = train(first, tr, va, cfg, tmp_path)
+    again = model_for(tok, seed=1)                                   # other init, same architecture
+    reused = finished_training(again, cfg, tmp_path)
+    assert reused is not None and reused["key"] == h["key"]
+    assert all(torch.equal(a, b) for a, b in zip(first.state_dict().values(), again.state_dict().values(),
+                                                  strict=True))     # the trained weights were loaded
+    longer = TrainConfig(**{**cfg.__dict__, "steps": 9})
+    assert finished_training(model_for(tok), longer, tmp_path) is None   # another setup: not reused
+    assert finished_training(model_for(tok, d_model=48), cfg, tmp_path) is None
+    with pytest.raises(UserError, match="another model or training configuration"):
+        train(model_for(tok), tr, va, longer, tmp_path)             # resuming it would mix two setups

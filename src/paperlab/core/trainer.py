@@ -151,6 +151,7 @@ def train(model: nn.Module, train_data, val_data, cfg: TrainConfig, run_dir: Pat
     if run_dir is not None:
         run_dir.mkdir(parents=True, exist_ok=True)
     ckpt_path = run_dir / "checkpoint.pt" if run_dir is not None else None
+    key = training_key(model, cfg)
 
     accelerator = _make_accelerator(cfg)
     torch.manual_seed(cfg.seed)
@@ -167,10 +168,14 @@ def train(model: nn.Module, train_data, val_data, cfg: TrainConfig, run_dir: Pat
         "val_step": [], "val_loss": [], "layer_grad_norms": {"step": [], "norms": []},
         "diverged": False, "diverged_step": None, "flops_per_token": flops_per_token,
         "params": sum(p.numel() for p in raw.parameters()), "train_seconds": 0.0, "resumed_from": None,
+        "key": key,
     }
     start = 0
     if resume and ckpt_path is not None and ckpt_path.exists():
         state = torch.load(ckpt_path, map_location="cpu", weights_only=False)
+        if state.get("key") != key:
+            raise UserError(f"{ckpt_path} was written by another model or training configuration",
+                            "use a new run folder (or --overwrite) instead of resuming into this one")
         raw.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         torch.set_rng_state(state["rng"])
@@ -185,7 +190,7 @@ def train(model: nn.Module, train_data, val_data, cfg: TrainConfig, run_dir: Pat
         accelerator.wait_for_everyone()
         if accelerator.is_main_process:
             _atomic_save({"model": accelerator.unwrap_model(model).state_dict(), "optimizer": optimizer.state_dict(),
-                          "rng": torch.get_rng_state(), "history": hist, "step": step}, ckpt_path)
+                          "rng": torch.get_rng_state(), "history": hist, "step": step, "key": key}, ckpt_path)
 
     bar = None
     if progress and accelerator.is_main_process:
@@ -251,6 +256,39 @@ def train(model: nn.Module, train_data, val_data, cfg: TrainConfig, run_dir: Pat
     save(done)
     if run_dir is not None and accelerator.is_main_process:
         (run_dir / "history.json").write_text(json.dumps(_jsonable(hist)))
+    return hist
+
+
+def training_key(model: nn.Module, cfg: TrainConfig) -> str:
+    """The identity of a training job: its TrainConfig, the model's config and class and every
+    parameter's name and shape. A checkpoint or finished history is reused only under the same key."""
+    from paperlab.core.runs import config_hash
+
+    mc = getattr(model, "config", None)
+    mc = asdict(mc) if mc is not None and hasattr(mc, "__dataclass_fields__") else repr(mc)
+    shapes = {n: list(p.shape) for n, p in model.named_parameters()}
+    return config_hash({"train": asdict(cfg), "model_class": type(model).__qualname__, "model": mc,
+                        "shapes": shapes})
+
+
+def finished_training(model: nn.Module, cfg: TrainConfig, run_dir: Path | str,
+                      weights: bool = True) -> dict[str, Any] | None:
+    """The history of a finished (or diverged) ``train`` in ``run_dir`` with the same
+    :func:`training_key`, its final weights loaded into ``model``; or None, and then train it.
+    ``weights=False`` accepts a history whose checkpoint was deleted (only the curves are reused)."""
+    run_dir = Path(run_dir)
+    hist_path, ckpt = run_dir / "history.json", run_dir / "checkpoint.pt"
+    if not hist_path.exists():
+        return None
+    hist = json.loads(hist_path.read_text())
+    if hist.get("key") != training_key(model, cfg) or not (hist.get("steps_done") == cfg.steps or hist.get("diverged")):
+        return None
+    if not ckpt.exists():
+        return None if weights else hist
+    state = torch.load(ckpt, map_location="cpu", weights_only=False)
+    if state.get("key") != hist["key"]:
+        return None
+    model.load_state_dict(state["model"])
     return hist
 
 
