@@ -43,7 +43,7 @@ PROMPTS = [
 
 def tokens_per_second(lm, batch, params, count_tokens) -> tuple[float, int, float]:
     t0 = time.perf_counter()
-    outs = lm.chat(batch, params)
+    outs = [r.text for r in lm.chat(batch, params)]
     dt = time.perf_counter() - t0
     n = sum(count_tokens(o) for o in outs)
     return n / dt, n, dt
@@ -66,11 +66,11 @@ def main() -> None:
     hf = HFLM(parse_spec("default"))
     hf.chat(batch[:1], params.replace(max_tokens=4))
     t0 = time.perf_counter()
-    hf_seq = [hf.chat([b], params)[0] for b in batch]  # one at a time, like llama.cpp
+    hf_seq = [hf.chat([b], params)[0].text for b in batch]  # one at a time, like llama.cpp
     dt = time.perf_counter() - t0
     results["transformers_tok_s"] = sum(count(o) for o in hf_seq) / dt
     t0 = time.perf_counter()
-    hf_batched = hf.chat(batch, params)
+    hf_batched = [r.text for r in hf.chat(batch, params)]
     results["transformers_batched_tok_s"] = sum(count(o) for o in hf_batched) / (time.perf_counter() - t0)
     results["ratio_llama_cpp_over_transformers"] = results["llama_cpp_tok_s"] / results["transformers_tok_s"]
 

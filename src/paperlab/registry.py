@@ -1,17 +1,26 @@
 """The 21 systems of the paper digest: name (= subpackage = CLI command), paper, arXiv id.
 
-A system is *implemented* when ``paperlab/<name>/cli.py`` exists. Its ``cli.py`` defines a
-typer ``app`` (with at least a ``run`` command) and must stay cheap to import: heavy imports
-(torch, transformers, …) happen inside the command functions. Its ``experiment.py`` defines
-``reproduce(quick: bool, out: Path | None) -> Path`` (the run directory), which
-``paperlab reproduce`` calls.
+A system is *implemented* when ``paperlab/<name>/cli.py`` exists (checked on disk: importing this
+module, listing the systems or building ``paperlab --help`` imports no system package). Its
+``cli.py`` defines a typer ``app`` (with at least a ``run`` command), imported only when its
+subcommand is invoked, and must stay cheap to import: heavy imports (torch, transformers, …) happen
+inside the command functions. Its ``experiment.py`` defines
+
+- ``reproduce(quick: bool, out: Path | None) -> Path`` (the run directory), which
+  ``paperlab reproduce`` calls, and
+- ``default_config(quick: bool)``: the configuration that ``reproduce(quick, out)`` runs, whose
+  :func:`~paperlab.core.runs.config_hash` its ``results.json`` records (``paperlab reproduce
+  --skip-done`` compares the two).
 """
 
 from __future__ import annotations
 
 import importlib
 import importlib.util
+import json
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -26,15 +35,48 @@ class System:
 
     @property
     def implemented(self) -> bool:
-        if importlib.util.find_spec(f"paperlab.{self.name}") is None:
+        """``paperlab/<name>/cli.py`` exists (found on disk, nothing of the system is imported)."""
+        spec = importlib.util.find_spec(f"paperlab.{self.name}")  # imports only the parent `paperlab`
+        if spec is None or not spec.submodule_search_locations:
             return False
-        return importlib.util.find_spec(f"paperlab.{self.name}.cli") is not None
+        return any((Path(loc) / "cli.py").is_file() for loc in spec.submodule_search_locations)
 
     def cli_app(self):
+        """The system's typer app (imports ``paperlab.<name>.cli``)."""
         return importlib.import_module(f"paperlab.{self.name}.cli").app
+
+    def cli_command(self):
+        """The system's typer app as a click group named after the system (imports its ``cli.py``)."""
+        import typer.main
+
+        group = typer.main.get_group(self.cli_app())  # a group even when the app has one command
+        group.name = self.name
+        if not group.help:
+            group.help = self.title
+        return group
 
     def reproduce(self, quick: bool, out):
         return importlib.import_module(f"paperlab.{self.name}.experiment").reproduce(quick=quick, out=out)
+
+    def default_config(self, quick: bool) -> Any:
+        """The configuration ``reproduce(quick, out)`` runs (imports ``paperlab.<name>.experiment``)."""
+        return importlib.import_module(f"paperlab.{self.name}.experiment").default_config(quick=quick)
+
+    def is_done(self, run_dir: Path | str, quick: bool) -> bool:
+        """``run_dir/results.json`` is a finished run of this system, made by this paperlab version
+        with the configuration ``reproduce(quick, ...)`` would run now."""
+        from paperlab.core.runs import config_hash, paperlab_version
+
+        try:
+            res = json.loads((Path(run_dir) / "results.json").read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return False
+        if not isinstance(res, dict) or res.get("system", self.name) != self.name:
+            return False
+        if res.get("paperlab_version") != paperlab_version() or not res.get("config_hash"):
+            return False
+        cfg = self.default_config(quick)
+        return res["config_hash"] == config_hash(cfg, self.name)
 
 
 SYSTEMS: tuple[System, ...] = (

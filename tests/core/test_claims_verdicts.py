@@ -121,3 +121,38 @@ def test_same_config_other_system_is_another_configuration(tmp_path):
     Run("demo", out=tmp_path / "r", config={"a": 1}, argv=["x"])
     with pytest.raises(UserError):
         Run("other", out=tmp_path / "r", config={"a": 1}, argv=["x"])
+
+
+def test_overwrite_discards_only_run_folders(tmp_path):
+    from paperlab.core.runs import discard_run_folder
+
+    out = tmp_path / "r"
+    Run("demo", out=out, config={"a": 1}, argv=["x"])
+    discard_run_folder(out)
+    assert not out.exists()
+    foreign = tmp_path / "f"
+    foreign.mkdir()
+    (foreign / "notes.txt").write_text("keep")
+    with pytest.raises(UserError, match="not a paperlab run folder"):
+        discard_run_folder(foreign)
+    assert (foreign / "notes.txt").exists()
+
+
+def test_cli_refuses_to_resume_another_configuration_in_one_line(tmp_path, capsys):
+    from paperlab.cli import main
+
+    out = tmp_path / "r"
+    Run("uoe", out=out, config={"steps": 3}, argv=["x"])           # a uoe run of some other configuration
+    (out / "dense").mkdir()
+    assert main(["uoe", "run", "--quick", "--out", str(out)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error:") and "another configuration" in err and "\n" not in err
+    assert (out / "dense").exists()                                 # nothing was touched
+
+
+def test_claims_table_survives_pipes_and_newlines():
+    from paperlab.core.runs import claims_table
+
+    table = claims_table([claim("a", "x | y\nz", exact(1.0), part="p|q")])
+    row = table.splitlines()[2]
+    assert row.count(" | ") == 4 and "x \\| y z" in row   # five cells: none split by a pipe in the text

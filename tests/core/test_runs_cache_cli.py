@@ -15,17 +15,21 @@ from paperlab.core.cache import Cache, make_key
 from paperlab.core.errors import UserError
 from paperlab.core.models import GenerationParams, parse_spec
 from paperlab.core.runs import Run, claim
+from paperlab.core.stats import paired_bootstrap_diff
 from paperlab.registry import SYSTEMS
 
 
-def test_claim_holds_is_computed_and_json_safe(tmp_path):
+def test_claim_verdict_is_computed_and_json_safe(tmp_path):
     a, b = np.float32(0.7), np.float64(0.9)
-    c = claim("x_decays", "a is below b", holds=a < b, a=a, b=b, arr=np.arange(3))
-    assert c.holds is True and isinstance(c.holds, bool)
+    rng = np.random.default_rng(0)
+    before, after = rng.normal(0.9, 0.05, 20), rng.normal(0.7, 0.05, 20)
+    c = claim("x_decays", "a is below b", paired_bootstrap_diff(before, after), a=a, b=b, arr=np.arange(3))
+    assert c.holds is True and isinstance(c.holds, bool) and c.verdict == "holds"
+    flat = paired_bootstrap_diff(before, before + rng.normal(0, 0.05, 20))
     run = Run("demo", out=tmp_path / "r", config={"k": 1}, argv=["paperlab", "demo", "run"])
     run.append("raw", {"v": np.int64(3)})
     run.append("raw", {"v": 4})
-    report = run.finish([c, claim("y", "fails", holds=False, v=float("nan"))], results={"m": np.ones(2)},
+    report = run.finish([c, claim("y", "no difference", flat, v=float("nan"))], results={"m": np.ones(2)},
                         sections=["## Extra\ntext"], scale_note="small")
     res = json.loads((tmp_path / "r" / "results.json").read_text())
     assert [c["id"] for c in res["claims"]] == ["x_decays", "y"]
@@ -35,7 +39,7 @@ def test_claim_holds_is_computed_and_json_safe(tmp_path):
     assert "torch" in res["versions"] or "numpy" in res["versions"]
     text = report.read_text()
     assert text.index("## Claims") < text.index("## Extra")  # claims table first
-    assert "**no**" in text
+    assert "*inconclusive*" in text and res["claims"][1]["verdict"] == "inconclusive"
     assert run.read("raw") == [{"v": 3}, {"v": 4}]
 
 

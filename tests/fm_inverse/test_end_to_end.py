@@ -24,7 +24,14 @@ def test_reproduce_writes_all_claims(tiny_run):
     res = load_results(tiny_run)
     ids = {c["id"]: c for c in res["claims"]}
     assert set(ids) == {"cfm_matches_mcmc", "error_falls_with_n", "coverage_calibrated", "cfm_faster_than_mcmc"}
-    assert all(isinstance(c["holds"], bool) for c in ids.values())
+    assert all(c["holds"] == (c["verdict"] == "holds") for c in ids.values())
+    # one reference case: no interval for the error ratio, so no verdict from the point ratio
+    assert ids["cfm_matches_mcmc"]["verdict"] == "inconclusive"
+    assert ids["cfm_matches_mcmc"]["values"]["evidence"]["n"] == 1
+    # one timed MH chain: an exact ratio, labelled as a single timing
+    assert "single timing" in ids["cfm_faster_than_mcmc"]["values"]["note"]
+    assert len(res["results"]["timing"]["cfm_seconds_repeats"]) == TINY["timing_repeats"]
+    assert ids["error_falls_with_n"]["values"]["evidence"]["Spearman rho(N, error)"]["n"] == 2 * 2   # truths x N
     assert ids["coverage_calibrated"]["values"]["nominal"] == [0.5, 0.8, 0.9, 0.95]
     assert (tiny_run / "report.md").read_text().count("![") >= 4
     assert (tiny_run / "checkpoint" / "model.pt").exists()

@@ -10,6 +10,7 @@ import sys
 import pytest
 
 from paperlab.core.errors import UserError
+from paperlab.core.runs import VERDICTS
 from paperlab.telephone.experiment import eval_points, reproduce
 
 CLAIMS = {"mt_metrics_decay", "multiplayer_decays_faster", "temperature_orders_decay",
@@ -21,7 +22,14 @@ def test_tiny_run_writes_report_with_all_claims(tmp_path):
                         lm_iterations=2, temperatures=[0.0, 1.0], max_tokens=32)
     res = json.loads((run_dir / "results.json").read_text())
     assert {c["id"] for c in res["claims"]} == CLAIMS
-    assert all(isinstance(c["holds"], bool) and c["values"] for c in res["claims"])
+    assert all(c["verdict"] in VERDICTS and c["holds"] == (c["verdict"] == "holds") for c in res["claims"])
+    assert all("evidence" in c["values"] and c["values"]["test"]["expect"] in ("greater", "less")
+               for c in res["claims"])
+    # one LM passage: no interval over passages can be formed, so the rephrase claims are inconclusive
+    by_id = {c["id"]: c for c in res["claims"]}
+    assert by_id["temperature_orders_decay"]["verdict"] == "inconclusive"
+    assert by_id["prompt_constraint_helps"]["verdict"] == "inconclusive"
+    assert sum(res["verdict_counts"].values()) == len(CLAIMS)
     settings = res["results"]["settings"]
     assert settings["EN-PT-EN bergamot"]["points"] == [0, 1, 2]
     assert settings["EN-PT-EN bergamot"]["mean"]["chrf"][0] == pytest.approx(1.0)  # generation 0 is the original

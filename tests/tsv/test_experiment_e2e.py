@@ -21,7 +21,10 @@ def test_reproduce_tiny_writes_claims_report_and_detector(tiny_dir, tmp_path):
     res = json.loads((run_dir / "results.json").read_text())
     claims = {c["id"]: c for c in res["claims"]}
     assert set(claims) == {"tsv_beats_baselines", "tsv_ot_stage"}
-    assert all(isinstance(c["holds"], bool) for c in claims.values())
+    assert all(c["verdict"] in ("holds", "contradicted", "inconclusive") for c in claims.values())
+    assert set(claims["tsv_beats_baselines"]["values"]["evidence"]) == {
+        "tsv - perplexity", "tsv - raw_prototypes", "tsv - probe"}
+    assert claims["tsv_ot_stage"]["values"]["evidence"]["n"] == 10  # paired over the 10 test questions
     r = res["results"]
     assert set(r["test_auroc"]) >= {"perplexity", "raw_prototypes", "probe", "tsv_stage1", "tsv"}
     assert r["n"] == {"exemplar": 8, "val": 6, "test": 10, "wild": 12}

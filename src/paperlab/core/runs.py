@@ -245,9 +245,14 @@ def claims_table(claims: Iterable[Claim], system: str | None = None) -> str:
     for c in claims:
         measured = "; ".join(f"{k}={_fmt(v)}" for k, v in c.values.items() if k not in ("evidence", "test"))
         prefix = f"| {system} " if system is not None else ""
-        rows.append(f"{prefix}| `{c.id}` | {_MARK.get(c.verdict, c.verdict)} | {c.statement} | "
-                    f"{_evidence_text(c.values)} | {measured} |")
+        cells = [_MARK.get(c.verdict, c.verdict), c.statement, _evidence_text(c.values), measured]
+        rows.append(f"{prefix}| `{c.id}` | " + " | ".join(_cell(x) for x in cells) + " |")
     return "\n".join(rows)
+
+
+def _cell(text: str) -> str:
+    """A markdown table cell: pipes escaped, line breaks flattened."""
+    return str(text).replace("|", "\\|").replace("\n", " ")
 
 
 def default_run_dir(system: str, root: Path | str = "runs") -> Path:
@@ -323,6 +328,19 @@ def claim_folder(folder: Path, system: str, config: Any, overwrite: bool = False
     except OSError as e:
         raise UserError(f"cannot write the run folder {folder}: {e.strerror}", "pass a writable --out folder") from None
     return h
+
+
+def discard_run_folder(folder: Path | str) -> None:
+    """Delete an earlier paperlab run folder (``--overwrite``); refuse a folder that is not one."""
+    import shutil
+
+    folder = Path(folder)
+    if not folder.is_dir() or not any(folder.iterdir()):
+        return
+    if _stored_hash(folder) is None:
+        raise UserError(f"{folder} is not empty and is not a paperlab run folder",
+                        "--overwrite only replaces earlier run folders: pass a new or empty --out folder")
+    shutil.rmtree(folder)
 
 
 class Run:

@@ -17,7 +17,9 @@ one GPU, or several GPUs/nodes under ``accelerate launch`` (several CPU processe
   marks it ``diverged``.
 
 It returns (and writes to ``run_dir/history.json``) a history dict: steps, train/val losses, learning
-rates, total and per-layer gradient norms, tokens seen and analytic FLOPs (:mod:`paperlab.core.flops`).
+rates, total and per-layer gradient norms, tokens seen and analytic FLOPs (:mod:`paperlab.core.flops`),
+and ``final_val_seq_losses``: the mean loss of each validation window at the last evaluation (the units
+over which a comparison of final validation losses takes its interval).
 """
 
 from __future__ import annotations
@@ -104,20 +106,38 @@ def layer_grad_norms(model: nn.Module) -> list[float]:
 
 
 @torch.no_grad()
-def evaluate(model: nn.Module, data, cfg: TrainConfig, accelerator) -> float:
-    """Mean cross-entropy (nats/token) on the fixed validation windows."""
+def evaluate(model: nn.Module, data, cfg: TrainConfig, accelerator=None,
+             per_sequence: bool = False) -> float | tuple[float, list[float]]:
+    """Mean cross-entropy (nats/token) on the fixed validation windows.
+
+    ``per_sequence=True`` also returns each validation window's mean cross-entropy, in window order
+    (the units a claim's interval is taken over; their mean is the returned mean, all windows having
+    ``seq_len`` tokens). ``accelerator=None`` evaluates on the model's device without autocast.
+    """
+    import contextlib
+
+    import torch.nn.functional as F
+
+    device = accelerator.device if accelerator is not None else next(model.parameters()).device
+    autocast = accelerator.autocast if accelerator is not None else contextlib.nullcontext
+    raw = accelerator.unwrap_model(model) if accelerator is not None else model
     model.eval()
     total, count = 0.0, 0
+    seq: list[float] = []
     for x, y in data.eval_batches(cfg.eval_batch_size, cfg.seq_len, cfg.eval_tokens):
-        x, y = x.to(accelerator.device), y.to(accelerator.device)
-        with accelerator.autocast():
-            _, loss = model(x, y)
-        aux = accelerator.unwrap_model(model).last_aux_loss
+        x, y = x.to(device), y.to(device)
+        with autocast():
+            logits, loss = model(x, y)
+        aux = raw.last_aux_loss
         ce = loss - aux if aux is not None else loss
         total += float(ce) * y.numel()
         count += y.numel()
+        if per_sequence:
+            tok = F.cross_entropy(logits.float().reshape(-1, logits.size(-1)), y.reshape(-1), ignore_index=-1,
+                                  reduction="none").view(y.shape)
+            seq += (tok * (y != -1)).sum(1).div((y != -1).sum(1).clamp(min=1)).tolist()
     model.train()
-    return total / count
+    return (total / count, seq) if per_sequence else total / count
 
 
 def _make_accelerator(cfg: TrainConfig):
@@ -168,7 +188,7 @@ def train(model: nn.Module, train_data, val_data, cfg: TrainConfig, run_dir: Pat
         "val_step": [], "val_loss": [], "layer_grad_norms": {"step": [], "norms": []},
         "diverged": False, "diverged_step": None, "flops_per_token": flops_per_token,
         "params": sum(p.numel() for p in raw.parameters()), "train_seconds": 0.0, "resumed_from": None,
-        "key": key,
+        "key": key, "final_val_seq_losses": [],
     }
     start = 0
     if resume and ckpt_path is not None and ckpt_path.exists():
@@ -205,7 +225,8 @@ def train(model: nn.Module, train_data, val_data, cfg: TrainConfig, run_dir: Pat
     model.train()
     if start == 0 and not hist["val_step"]:
         hist["val_step"].append(0)
-        hist["val_loss"].append(evaluate(model, val_data, cfg, accelerator))
+        mean, hist["final_val_seq_losses"] = evaluate(model, val_data, cfg, accelerator, per_sequence=True)
+        hist["val_loss"].append(mean)
     step = start
     try:
         for step in range(start, cfg.steps):
@@ -235,7 +256,8 @@ def train(model: nn.Module, train_data, val_data, cfg: TrainConfig, run_dir: Pat
                 hist["diverged"], hist["diverged_step"] = True, step + 1
             elif (step + 1) % cfg.eval_every == 0 or step + 1 == cfg.steps:
                 hist["val_step"].append(step + 1)
-                hist["val_loss"].append(evaluate(model, val_data, cfg, accelerator))
+                mean, hist["final_val_seq_losses"] = evaluate(model, val_data, cfg, accelerator, per_sequence=True)
+                hist["val_loss"].append(mean)
             if bar is not None:
                 bar.update(task, advance=1, loss=f"{loss_val:.3f}")
             if cfg.checkpoint_every and (step + 1) % cfg.checkpoint_every == 0 and step + 1 < cfg.steps:

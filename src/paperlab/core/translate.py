@@ -135,7 +135,7 @@ class LLMTranslator(Translator):
 
     def translate(self, texts, src, tgt):
         s, t = LANG_NAMES.get(src, src), LANG_NAMES.get(tgt, tgt)
-        return self.lm.chat([self.prompt(x, s, t) for x in texts], self.params)
+        return [r.text for r in self.lm.chat([self.prompt(x, s, t) for x in texts], self.params)]
 
 
 def default_translation_prompt(text: str, src: str, tgt: str) -> list[dict]:

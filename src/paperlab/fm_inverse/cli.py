@@ -9,33 +9,66 @@ from typing import Annotated
 
 import typer
 
-from paperlab.core.cli import Out, Quick, Seed, print_run, system_app
+from paperlab.core.cli import (
+    Out,
+    Overwrite,
+    Quick,
+    Seed,
+    check_choice,
+    check_readable_file,
+    check_writable_file,
+    print_run,
+    start_fresh,
+    system_app,
+)
 from paperlab.core.errors import UserError
 
 app = system_app("fm_inverse", "Flow matching + transformers for Bayesian inverse problems (SEIR, Darcy).")
+
+
+def check_device(device: str) -> str:
+    """``--device``: auto, cpu, cuda or cuda:<index>."""
+    if device in ("auto", "cpu", "cuda") or (device.startswith("cuda:") and device[5:].isdigit() and device[5:].isascii()):
+        return device
+    raise UserError(f"unknown --device {device!r}", "use auto, cpu, cuda or cuda:<index>")
 
 
 @app.command()
 def run(
     quick: Quick = False,
     out: Out = None,
+    overwrite: Overwrite = False,
     problem: Annotated[str, typer.Option("--problem", help="seir (default) or darcy.")] = "seir",
     seed: Seed = 0,
-    steps: Annotated[int | None, typer.Option("--steps", help="Training steps (default: the config's).")] = None,
+    steps: Annotated[int | None, typer.Option("--steps", min=1, help="Training steps (default: the config's).")] = None,
     strategy: Annotated[str | None, typer.Option("--strategy", help="per_n | accumulate (variable-length batches).")] = None,
     noise_free: Annotated[bool, typer.Option("--noise-free", help="Noise-free observations (default: noisy).")] = False,
     device: Annotated[str, typer.Option("--device", help="auto | cpu | cuda.")] = "auto",
-    threads: Annotated[int, typer.Option("--threads", help="torch CPU threads (1 is faster on a busy machine).")] = 2,
+    threads: Annotated[int, typer.Option("--threads", min=1, help="torch CPU threads (1 is faster on a busy machine).")] = 2,
 ) -> None:
     """Train the CFM transformer, compare with MCMC, and write the report (SEIR: ~15 min with --quick)."""
+    # every value is checked before any work: a bad one is a one-line error and leaves no run folder
+    check_choice(problem, "--problem", ("seir", "darcy"))
+    check_choice(strategy, "--strategy", ("per_n", "accumulate"))
+    check_device(device)
     from paperlab.fm_inverse.experiment import reproduce
 
     train = {k: v for k, v in (("steps", steps), ("strategy", strategy)) if v is not None}
-    if strategy is not None and strategy not in ("per_n", "accumulate"):
-        raise UserError(f"unknown --strategy {strategy!r}", "use per_n or accumulate")
+    start_fresh(out, overwrite)
     run_dir = reproduce(quick=quick, out=out, problem=problem, seed=seed, device=device, threads=threads,
                         noise="noise_free" if noise_free else "noisy", train=train or None)
     print_run(run_dir)
+
+
+def _is_number(x) -> bool:
+    return isinstance(x, int | float) and not isinstance(x, bool)
+
+
+def _is_finite(x) -> bool:
+    try:
+        return math.isfinite(float(x))
+    except OverflowError:  # an integer beyond float range
+        return False
 
 
 def read_observations(path: Path, problem: str) -> dict:
@@ -51,8 +84,11 @@ def read_observations(path: Path, problem: str) -> dict:
         raw = json.loads(Path(path).read_text())
     except FileNotFoundError as e:
         raise UserError(f"observation file {path} does not exist", "pass an existing JSON file with --obs") from e
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as e:
         raise UserError(f"observation file {path} is not valid JSON ({e})", "fix the JSON syntax") from e
+    except OSError as e:
+        raise UserError(f"cannot read observation file {path}: {e.__class__.__name__}",
+                        "pass a readable JSON file with --obs") from e
     fields = ("t", "I", "R") if problem == "seir" else ("u", "row", "col")
     if problem == "seir" and isinstance(raw, dict) and "observations" in raw:
         raw = raw["observations"]
@@ -70,9 +106,9 @@ def read_observations(path: Path, problem: str) -> dict:
     cols = {}
     for k in fields:
         v = raw[k]
-        if not isinstance(v, list) or not all(isinstance(x, int | float) and not isinstance(x, bool) for x in v):
+        if not isinstance(v, list) or not all(_is_number(x) for x in v):
             raise UserError(f"{path}: '{k}' must be a list of numbers", "remove nulls/strings from it")
-        if not all(math.isfinite(x) for x in v):
+        if not all(_is_finite(x) for x in v):
             raise UserError(f"{path}: '{k}' holds a non-finite number", "use finite values")
         cols[k] = np.asarray(v, dtype=np.float64)
     lengths = {len(c) for c in cols.values()}
@@ -89,7 +125,8 @@ def read_observations(path: Path, problem: str) -> dict:
                             "the SEIR model is defined on t in [0, 4]")
         out["tokens"] = out["tokens"][:, [1, 2, 0]]          # model tokens are (I, R, t)
     else:
-        if "e" not in raw or not isinstance(raw["e"], list) or len(raw["e"]) != 2:
+        if ("e" not in raw or not isinstance(raw["e"], list) or len(raw["e"]) != 2
+                or not all(_is_number(x) and _is_finite(x) for x in raw["e"])):
             raise UserError(f"{path}: Darcy observations need 'e': [e1, e2]", "add the boundary-condition design")
         if cols["row"].min() < 0 or cols["row"].max() > 1 or cols["col"].min() < 0 or cols["col"].max() > 1:
             raise UserError(f"{path}: row/col must be normalised to [0, 1]", "divide grid indices by 63")
@@ -101,12 +138,12 @@ def read_observations(path: Path, problem: str) -> dict:
 def sample(
     checkpoint: Annotated[Path, typer.Option("--checkpoint", help="Run folder (or its checkpoint/) of a trained model.")],
     obs: Annotated[Path, typer.Option("--obs", help="JSON observations: SEIR {\"t\": [...], \"I\": [...], \"R\": [...]}.")],
-    n: Annotated[int, typer.Option("--n", help="Number of posterior samples.")] = 4000,
+    n: Annotated[int, typer.Option("--n", min=1, help="Number of posterior samples.")] = 4000,
     out: Annotated[Path, typer.Option("--out", help="Output .npy file, shape (n, parameters).")] = Path("samples.npy"),
     seed: Seed = 0,
-    steps: Annotated[int | None, typer.Option("--steps", help="ODE steps (default: the checkpoint's).")] = None,
+    steps: Annotated[int | None, typer.Option("--steps", min=1, help="ODE steps (default: the checkpoint's).")] = None,
     method: Annotated[str | None, typer.Option("--method", help="euler | midpoint | rk4 | dopri5.")] = None,
-    threads: Annotated[int, typer.Option("--threads", help="torch CPU threads (1 is faster on a busy machine).")] = 2,
+    threads: Annotated[int, typer.Option("--threads", min=1, help="torch CPU threads (1 is faster on a busy machine).")] = 2,
 ) -> None:
     """Draw posterior samples for your own observations with a trained model (one batch)."""
     if n < 1:
@@ -115,6 +152,10 @@ def sample(
         raise UserError(f"unknown --method {method!r}", "use euler, midpoint, rk4 or dopri5")
     if out.suffix != ".npy":
         raise UserError(f"--out {out} must end in .npy", "e.g. --out samples.npy")
+    check_writable_file(out, "--out")
+    check_readable_file(obs, "--obs")
+    if not checkpoint.exists():
+        raise UserError(f"--checkpoint {checkpoint} does not exist", "pass the folder of a finished fm_inverse run")
     from paperlab.fm_inverse.checkpoint import load_checkpoint
 
     model, meta = load_checkpoint(checkpoint)

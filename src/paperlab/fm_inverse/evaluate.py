@@ -116,8 +116,12 @@ def coverage(samples: np.ndarray, truths: np.ndarray, levels=(0.5, 0.8, 0.9, 0.9
         out["per_param"].append(inside.mean(0).tolist())
         out["empirical"].append(float(inside.mean()))
     k = truths.shape[0]
-    # Binomial standard error of one level's coverage over K cases (parameters are not independent).
-    out["binomial_se"] = [float(np.sqrt(lv * (1 - lv) / k)) for lv in levels]
+    # 95 % Wilson interval of each level's coverage with the K cases as units (a case's parameters are not
+    # independent, so they are pooled, not counted as K * P trials).
+    from paperlab.core.stats import wilson
+
+    out["cases"] = int(k)
+    out["wilson_95"] = [[w.lo, w.hi] for w in (wilson(e * k, k) for e in out["empirical"])]
     return out
 
 

@@ -9,12 +9,14 @@
    tokens, of the training set's token frequencies — what a model that ignores context reaches);
    otherwise it *diverged* (blew up, or collapsed onto the unigram plateau).
 
-Claims (computed from those runs):
+Claims (:func:`make_claims`, decided on intervals):
 
-- ``hybridnorm_lower_loss``: at the deepest depth, HybridNorm or HybridNorm* has a lower mean final
-  validation loss (over seeds) than Pre-Norm;
-- ``hybridnorm_stable_high_lr``: at some swept learning rate Post-Norm diverged for every seed while
-  HybridNorm or HybridNorm* was stable for every seed.
+- ``hybridnorm_lower_loss``: at the deepest depth, HybridNorm or HybridNorm* has a lower final
+  validation loss than Pre-Norm: the better variant's paired difference to Pre-Norm, over seeds
+  (Student-t) when there are several, else over validation windows (paired bootstrap; evaluation
+  noise only); the other variant's interval is reported too;
+- ``hybridnorm_stable_high_lr``: at some swept learning rate Post-Norm diverged while HybridNorm or
+  HybridNorm* was stable, each in most seeds: Wilson intervals of the shares of seeds, above 1/2.
 
 Each sub-run lives in ``<run>/runs/<name>/`` with a checkpoint while it trains and ``history.json``
 when done; re-running with the same ``--out`` resumes interrupted runs and skips finished ones.
@@ -26,12 +28,13 @@ import json
 import math
 import time
 from collections import Counter
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
 from paperlab.core.errors import UserError
-from paperlab.core.runs import Run, claim, markdown_table
+from paperlab.core.runs import Claim, Run, claim, combine, decide, markdown_table
+from paperlab.core.stats import Estimate, mean_ci, paired_bootstrap_diff, wilson
 
 PAPER = "Zhuo et al. 2025, HybridNorm: Towards Stable and Efficient Transformer Training via Hybrid " \
         "Normalization, https://arxiv.org/abs/2503.04598"
@@ -133,7 +136,7 @@ def train_one(cfg: HybridNormConfig, data, depth: int, variant: str, lr: float, 
     """Train one (depth, variant, lr, seed) or load it when it already finished."""
     import torch
 
-    from paperlab.core.trainer import TrainConfig, train
+    from paperlab.core.trainer import TrainConfig, finished_training, train
     from paperlab.core.transformer import TransformerConfig
     from paperlab.hybridnorm.blocks import build_model
 
@@ -150,14 +153,14 @@ def train_one(cfg: HybridNormConfig, data, depth: int, variant: str, lr: float, 
                        eval_every=cfg.eval_every, eval_tokens=cfg.eval_tokens, grad_norm_every=cfg.grad_norm_every,
                        checkpoint_every=cfg.checkpoint_every, seed=seed,
                        diverge_loss=3.0 * math.log(tok.vocab_size))       # blown up: stop early
-    if done.exists():                                                       # finished earlier: reuse it
-        old = json.loads(done.read_text())
-        if old["config"] == asdict(tcfg) and old.get("model_config") == asdict(mcfg):
-            return old
-        done.unlink()
-        (d / "checkpoint.pt").unlink(missing_ok=True)                       # another configuration: redo
     torch.manual_seed(seed)                                                 # same init seed per variant
     model = build_model(variant, mcfg)
+    old = finished_training(model, tcfg, d, weights=False)                  # finished earlier, same key: reuse
+    if old is not None and old.get("final_val_seq_losses"):                 # (older histories lack the
+        return old                                                          # per-window losses: retrain)
+    if done.exists():                                                       # another configuration: redo
+        done.unlink()
+        (d / "checkpoint.pt").unlink(missing_ok=True)
     hist = train(model, train_data, val_data, tcfg, run_dir=d, progress=True, desc=name)
     hist.update(name=name, depth=depth, variant=variant, lr=lr, seed=seed, model_config=asdict(mcfg))
     (d / "history.json").write_text(json.dumps(_finite(hist)))
@@ -213,7 +216,116 @@ def _mean(xs: list[float]) -> float:
     return sum(xs) / len(xs) if xs else float("nan")
 
 
+def _nan_estimate(n: int, method: str) -> Estimate:
+    return Estimate(float("nan"), float("nan"), float("nan"), n, method)
+
+
+def loss_gap(variant_final: list, pre_final: list, variant_seq: list, pre_seq: list) -> tuple[Estimate, str]:
+    """Final validation loss of a variant minus Pre-Norm's, with its interval, and the unit it is over.
+
+    Several seeds: the seeds are the units (same initial seed and batches for both variants, so the
+    per-seed differences are paired): mean difference with a Student-t interval, which stays honest
+    for 2-5 seeds where a percentile bootstrap would not. One seed: the validation windows are the
+    units (paired: the same windows for both), paired bootstrap of the mean per-window difference;
+    that interval covers evaluation noise only, not seed-to-seed variation.
+    """
+    if len(pre_final) >= 2:
+        d = [a - b if a is not None and b is not None else float("nan")
+             for a, b in zip(variant_final, pre_final, strict=True)]
+        e = mean_ci(d)
+        return replace(e, method="paired per-seed difference, " + e.method), "seeds"
+    a = variant_seq[0] if variant_seq else []
+    b = pre_seq[0] if pre_seq else []
+    method = "paired percentile bootstrap over validation windows of a difference"
+    if not a or len(a) != len(b):       # a history written before per-window losses were recorded
+        return _nan_estimate(0, method + " (per-window losses missing)"), "validation windows"
+    return paired_bootstrap_diff(a, b), "validation windows"
+
+
+_RANK = {"holds": 2, "inconclusive": 1, "contradicted": 0}
+
+
+def make_claims(deep: int, steps: int, lr: float, seeds: list[int], final: dict[str, list],
+                seq: dict[str, list[list]], stable: dict[tuple[str, float], list[bool]], h1: float) -> list[Claim]:
+    """The two claims from the measurements at the deepest depth.
+
+    ``final[v]``: final validation loss per seed of variant ``v`` at the base lr (``"pre"`` and at least
+    one of ``"hybrid"``/``"hybrid_star"``); ``seq[v]``: per seed, the per-window final validation losses;
+    ``stable[v, lr]``: per seed, whether the run at ``lr`` was stable (:func:`is_stable`), for ``"post"``
+    and the HybridNorm variants of the sweep; ``h1``: the unigram loss.
+    """
+    from paperlab.hybridnorm.blocks import LABELS
+
+    # 1. lower loss: the better HybridNorm variant's paired difference to Pre-Norm
+    hyb = [v for v in ("hybrid", "hybrid_star") if v in final]
+    gaps = {v: loss_gap(final[v], final["pre"], seq.get(v, []), seq.get("pre", [])) for v in hyb}
+    best = min(hyb, key=lambda v: gaps[v][0].value if math.isfinite(gaps[v][0].value) else math.inf)
+    est, unit = gaps[best]
+    note = (f"unit: {unit} (n={est.n}). " + (
+        "One training seed: the interval covers evaluation noise over the validation windows only, not "
+        "seed-to-seed variation of training." if unit == "validation windows" else
+        "The validation set is fixed: the interval covers seed-to-seed variation of training."))
+    note += (f" The claim is read on the better variant ({LABELS[best]}, lower mean loss), chosen without a "
+             "correction for the choice; the other variant's interval is reported in other_variants.")
+    pre_mean = _mean(final["pre"])
+    c1 = claim(
+        "hybridnorm_lower_loss",
+        f"At depth {deep}, HybridNorm or HybridNorm* reaches a lower validation loss than Pre-Norm after "
+        f"{steps} steps (lr {lr:g}, seeds {seeds}); evidence: the final-loss difference of the better variant "
+        f"({LABELS[best]}) minus Pre-Norm over {unit}.",
+        est, expect="less", null=0.0, note=note, variant=LABELS[best],
+        other_variants={LABELS[v]: gaps[v][0].as_dict() | {"verdict": decide(gaps[v][0], "less")}
+                        for v in hyb if v != best},
+        depth=deep, steps=steps, seeds=seeds, prenorm_val_loss=pre_mean,
+        **{f"{v}_val_loss": _mean(final[v]) for v in hyb},
+        best=best, delta_vs_prenorm=_mean(final[best]) - pre_mean,
+        per_seed={LABELS[v]: final[v] for v in ("pre", *hyb)})
+
+    # 2. stability: per (lr, HybridNorm variant), the share of seeds where Post-Norm diverged and the
+    #    share where the variant was stable, each with a Wilson interval, both expected above 1/2
+    lrs = sorted({x for _, x in stable})
+    hvars = [v for v in ("hybrid", "hybrid_star") if any((v, x) in stable for x in lrs)]
+    cells = []
+    for x in lrs:
+        post = stable["post", x]
+        for v in hvars:
+            parts = {f"Post-Norm diverged, share of seeds (lr {x:g})": wilson(sum(not s for s in post), len(post)),
+                     f"{LABELS[v]} stable, share of seeds (lr {x:g})": wilson(sum(stable[v, x]), len(stable[v, x]))}
+            verdict = combine(decide(e, "greater", 0.5) for e in parts.values())
+            cells.append({"lr": x, "variant": v, "parts": parts, "verdict": verdict,
+                          "key": (_RANK[verdict], min(e.lo for e in parts.values()))})
+    cell = max(cells, key=lambda c: c["key"])
+    n = len(stable["post", lrs[0]])
+    lo_all = wilson(n, n).lo
+    need = next(k for k in range(1, 100) if wilson(k, k).lo > 0.5)      # seeds needed to hold at all
+    c2 = claim(
+        "hybridnorm_stable_high_lr",
+        f"At depth {deep}, at some learning rate Post-Norm diverges while HybridNorm or HybridNorm* trains "
+        f"stably, each in most seeds (Wilson interval of the share of seeds above 1/2); stable = finite losses "
+        f"and a final val loss at least {MARGIN} below the unigram loss {h1:.3f}. Evidence: the best "
+        f"(learning rate, variant) cell, lr {cell['lr']:g} with {LABELS[cell['variant']]}.",
+        cell["parts"], expect="greater", null=0.5,
+        note=(f"unit: seeds (n={n}); stability is one yes/no outcome per seed. Unanimous seeds ({n} of {n}) give "
+              f"a Wilson lower bound of {lo_all:.2f}, so " + (
+                  f"the verdict cannot be 'holds' with this many seeds ({need} or more unanimous seeds are needed)"
+                  if lo_all <= 0.5 else "unanimous seeds can establish it")
+              + ". The claim holds if any (lr, variant) cell holds (no correction for trying several)."),
+        depth=deep, lr=cell["lr"], variant=LABELS[cell["variant"]],
+        cells=[{"lr": c["lr"], "variant": LABELS[c["variant"]], "verdict": c["verdict"],
+                "post_stable": f"{sum(stable['post', c['lr']])}/{n}",
+                "variant_stable": f"{sum(stable[c['variant'], c['lr']])}/{n}"} for c in cells],
+        max_stable_lr={LABELS[v]: max((x for x in lrs if (v, x) in stable and all(stable[v, x])), default=None)
+                       for v in sorted({v for v, _ in stable})},
+        post_stable={f"{x:g}": stable["post", x] for x in lrs})
+    return [c1, c2]
+
+
 # ----------------------------------------------------------------------------------------------
+
+
+def default_config(quick: bool = False, **overrides: Any) -> HybridNormConfig:
+    """The configuration ``reproduce(quick, out, **overrides)`` runs (``paperlab reproduce --skip-done`` hashes it)."""
+    return make_config(quick, **overrides)
 
 
 def reproduce(quick: bool = False, out: Path | str | None = None, **overrides: Any) -> Path:
@@ -221,8 +333,8 @@ def reproduce(quick: bool = False, out: Path | str | None = None, **overrides: A
     from paperlab.core.lm_data import lm_datasets
     from paperlab.hybridnorm.blocks import LABELS
 
-    cfg = make_config(quick, **overrides)
-    run = Run("hybridnorm", out=out, config={"quick": quick, **asdict(cfg)})
+    cfg = default_config(quick, **overrides)
+    run = Run("hybridnorm", out=out, config=cfg)      # exactly the config default_config returns
     root = run.dir / "runs"
     data = lm_datasets(cfg.corpus, cfg.tokenizer)
     import torch
@@ -247,33 +359,10 @@ def reproduce(quick: bool = False, out: Path | str | None = None, **overrides: A
     # ---- claims ------------------------------------------------------------------------------
     final = {(d, v): [h["final_val_loss"] for h in hs] for (d, v), hs in curves.items()}
     mean_final = {k: _mean(v) for k, v in final.items()}
-    pre = mean_final[deep, "pre"]
-    hyb = {v: mean_final[deep, v] for v in ("hybrid", "hybrid_star") if (deep, v) in mean_final}
-    best_h = min(hyb, key=lambda v: hyb[v] if math.isfinite(hyb[v]) else float("inf"))
-    c1 = claim(
-        "hybridnorm_lower_loss",
-        f"At depth {deep}, HybridNorm or HybridNorm* reaches a lower validation loss than Pre-Norm after "
-        f"{cfg.steps} steps (mean over seeds {cfg.seeds}, lr {cfg.lr:g}).",
-        holds=math.isfinite(hyb[best_h]) and hyb[best_h] < pre,
-        depth=deep, steps=cfg.steps, seeds=cfg.seeds, prenorm_val_loss=pre,
-        **{f"{v}_val_loss": x for v, x in hyb.items()},
-        best=best_h, delta_vs_prenorm=hyb[best_h] - pre,
-        per_seed={LABELS[v]: final[deep, v] for v in ("pre", *hyb)})
-
+    compared = [v for v in ("pre", "hybrid", "hybrid_star") if (deep, v) in curves]
+    seq = {v: [h.get("final_val_seq_losses") or [] for h in curves[deep, v]] for v in compared}
     stable = {(v, lr): [is_stable(h, h1) for h in hs] for (v, lr), hs in sweep.items()}
-    hvars = [v for v in ("hybrid", "hybrid_star") if v in cfg.sweep_variants]
-    witness = [lr for lr in sorted(cfg.sweep_lrs)
-               if not any(stable["post", lr]) and any(all(stable[v, lr]) for v in hvars)]
-    max_stable = {v: max((lr for lr in cfg.sweep_lrs if all(stable[v, lr])), default=None)
-                  for v in cfg.sweep_variants}
-    c2 = claim(
-        "hybridnorm_stable_high_lr",
-        f"At depth {deep}, at some learning rate Post-Norm diverges (every seed) while HybridNorm or "
-        f"HybridNorm* trains stably (every seed); stable = finite losses and a final val loss at least "
-        f"{MARGIN} below the unigram loss {h1:.3f}.",
-        holds=bool(witness), depth=deep, lrs_where_post_diverges_and_hybrid_stable=witness,
-        max_stable_lr={LABELS[v]: x for v, x in max_stable.items()},
-        post_stable={f"{lr:g}": stable["post", lr] for lr in sorted(cfg.sweep_lrs)})
+    c1, c2 = make_claims(deep, cfg.steps, cfg.lr, cfg.seeds, {v: final[deep, v] for v in compared}, seq, stable, h1)
 
     # ---- report ------------------------------------------------------------------------------
     _plots(run, cfg, curves, sweep, stable, h1, deep)
@@ -281,6 +370,7 @@ def reproduce(quick: bool = False, out: Path | str | None = None, **overrides: A
         "unigram_loss_val": h1,
         "stable_margin": MARGIN,
         "final_val_loss": {f"L{d}/{v}": final[d, v] for (d, v) in final},
+        "final_val_seq_losses": {f"L{deep}/{v}": seq[v] for v in compared},     # per seed, per validation window
         "mean_final_val_loss": {f"L{d}/{v}": x for (d, v), x in mean_final.items()},
         "sweep": [{"variant": v, "lr": lr, "seed": s, "final_val_loss": h["final_val_loss"],
                    "diverged": h["diverged"], "diverged_step": h["diverged_step"], "stable": st}

@@ -2,25 +2,58 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from paperlab.core.cli import Model, Out, Quick, Seed, print_run, system_app
+from paperlab.core.cli import (
+    Model,
+    Out,
+    Overwrite,
+    Quick,
+    Seed,
+    check_choice,
+    check_model_spec,
+    parse_ints,
+    print_run,
+    start_fresh,
+    system_app,
+)
+from paperlab.core.errors import UserError
 
 app = system_app("l2m", "L²M: mutual-information scaling law for long-context language modelling.")
+
+CORPORA = ("gutenberg", "wikitext2")
+
+
+def check_corpus(corpus: str | None) -> None:
+    """``--corpus``: a packaged corpus name, an existing .txt file or a folder (mirrors ``load_documents``)."""
+    if corpus is None or corpus in CORPORA:
+        return
+    try:
+        p = Path(corpus)
+        if p.is_dir() and not any(p.glob("*.txt")):
+            raise UserError(f"--corpus {p}: no .txt files in the folder", "pass a folder of .txt documents")
+        ok = p.is_dir() or p.is_file()
+    except (OSError, ValueError):
+        ok = False
+    if not ok:
+        raise UserError(f"unknown --corpus {corpus!r}: not gutenberg, wikitext2, or an existing file/folder",
+                        "use gutenberg, wikitext2, a .txt file or a folder of .txt files")
 
 
 @app.command()
 def run(
     quick: Quick = False,
     out: Out = None,
+    overwrite: Overwrite = False,
     model: Model = "default",
     scorer: Annotated[str, typer.Option(help="torch (transformers, any device) or vllm (GPU; prompt_logprobs, "
                                         "needs --model hf:<path>).")] = "torch",
     corpus: Annotated[str | None, typer.Option(help="gutenberg, wikitext2, a .txt file or a folder of .txt files.")] = None,
     samples: Annotated[int | None, typer.Option(min=2, help="Text blocks for the bipartite MI.")] = None,
-    max_split: Annotated[int | None, typer.Option(help="Largest L_x (power of two).")] = None,
+    max_split: Annotated[int | None, typer.Option(min=4, help="Largest L_x (power of two).")] = None,
     ratios: Annotated[str | None, typer.Option(help="Comma-separated r = L / L_x (2 = bipartite I_{L/2;L}).")] = None,
     batch_size: Annotated[int | None, typer.Option(min=1, help="Samples per LM forward batch.")] = None,
     no_vclub: Annotated[bool, typer.Option("--no-vclub", help="Skip the vCLUB estimator (halves LM work).")] = False,
@@ -32,32 +65,43 @@ def run(
 ) -> None:
     """Measure bipartite MI (direct + vCLUB) and two-point MI, check the estimators on a Gaussian with exact MI,
     and compare per-position loss of a transformer and a fixed-state model."""
-    from paperlab.l2m.experiment import reproduce
+    # every value is checked before any work: a bad one is a one-line error and leaves no run folder
+    check_model_spec(model, "--model")
+    check_choice(scorer, "--scorer", ("torch", "vllm"))
+    check_corpus(corpus)
+    ratio_list = parse_ints(ratios, "--ratios", min=2, example="2,4")
+    from paperlab.l2m.experiment import default_config, reproduce
 
     overrides = {k: v for k, v in dict(
         corpus=corpus, n_samples=samples, max_split=max_split, batch_size=batch_size, train_steps=train_steps,
-        threads=threads, ratios=[int(r) for r in ratios.split(",") if r.strip()] if ratios else None,
+        threads=threads, ratios=ratio_list,
     ).items() if v is not None}
     overrides.update(model=model, scorer=scorer, seed=seed, vclub=not no_vclub, text_mi=not no_text,
                      train=not no_train)
+    default_config(quick, **overrides)  # the settings' own checks (powers of two, ranges), before any work
+    start_fresh(out, overwrite)
     print_run(reproduce(quick=quick, out=out, **overrides))
 
 
 @app.command()
 def gaussian(
-    gamma: Annotated[float, typer.Option(help="Innovation decay exponent (asymptotic beta = 1 - gamma).")] = 0.5,
-    a: Annotated[float, typer.Option(help="Innovation amplitude a.")] = 2.0,
-    max_split: Annotated[int, typer.Option(help="Largest L_x (power of two).")] = 256,
+    gamma: Annotated[float, typer.Option(min=0.0, help="Innovation decay exponent (asymptotic beta = 1 - gamma).")] = 0.5,
+    a: Annotated[float, typer.Option(min=0.0, help="Innovation amplitude a.")] = 2.0,
+    max_split: Annotated[int, typer.Option(min=2, max=4096, help="Largest L_x (power of two).")] = 256,
     samples: Annotated[int, typer.Option(min=20)] = 2000,
     seed: Seed = 0,
 ) -> None:
     """Exact vs. estimated bipartite MI of the sub-volume Gaussian (seconds; prints a table)."""
+    import math
+
     import numpy as np
 
-    from paperlab.core.errors import UserError
     from paperlab.l2m.estimators import bipartite_mi, collect_logprobs
     from paperlab.l2m.gaussian import GaussianScorer, SubVolumeGaussian
 
+    for name, v in (("--gamma", gamma), ("--a", a)):
+        if not (math.isfinite(v) and v > 0):
+            raise UserError(f"{name} must be a positive number, got {v}", f"e.g. {name} 0.5")
     if max_split < 2 or max_split & (max_split - 1):
         raise UserError(f"--max-split {max_split} is not a power of two >= 2", "pass e.g. --max-split 256")
     splits = [2 ** k for k in range(1, int(np.log2(max_split)) + 1)]

@@ -19,13 +19,15 @@ from __future__ import annotations
 
 import json
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 from pydantic import BaseModel, Field, field_validator
 
 from paperlab.core.errors import UserError
-from paperlab.core.runs import Run, build_config, claim, markdown_table
+from paperlab.core.runs import Claim, Run, build_config, claim, markdown_table
+from paperlab.core.stats import Estimate, bootstrap_ci, paired_bootstrap_diff
 from paperlab.l2m.estimators import (
     bipartite_mi,
     collect_logprobs,
@@ -36,6 +38,9 @@ from paperlab.l2m.estimators import (
 from paperlab.l2m.fits import bootstrap_power_law, fit_power_law, fit_power_law_offset
 
 PAPER = "L²M: Mutual Information Scaling Law for Long-Context Language Modeling (arXiv 2503.04725)"
+#: ``gaussian_mi_exact``: the direct estimate must match the exact MI at every L_x, and its fitted beta the
+#: exact beta, within this relative error (an equivalence margin: the whole 95% interval must lie inside).
+GAUSSIAN_REL_MARGIN = 0.1
 
 
 class L2MConfig(BaseModel):
@@ -61,7 +66,6 @@ class L2MConfig(BaseModel):
     gaussian_max_split: int = Field(512, ge=4)
     gaussian_gamma: float = Field(0.5, gt=0)
     gaussian_a: float = Field(2.0, gt=0)
-    gaussian_tolerance_sigma: float = 4.0
     # training check
     train: bool = True
     train_steps: int = Field(2000, ge=1)
@@ -150,13 +154,17 @@ def gaussian_part(cfg: L2MConfig, run: Run) -> dict:
                                           strict=True)]
     for r in rows:
         run.append("gaussian", r)
+    np.savez_compressed(run.path("gaussian_mi_samples.npz"), splits=splits, exact=exact,
+                        direct=est.direct_samples, vclub=est.vclub_samples)
     d2 = np.array([1, 2, 4, 8, 16, 32, 64, 128, 256])
     d2 = d2[d2 < g.n]
     return dict(splits=splits, exact=exact, direct=est.direct, direct_err=est.direct_err, vclub=est.vclub,
                 vclub_err=est.vclub_err, max_abs_z_direct=float(np.max(np.abs(z_direct))),
                 min_z_vclub=float(np.min(z_club)), beta_exact=fit_exact.beta, beta_direct=fit_direct.beta,
                 beta_direct_ci=boot[:2], asymptotic_beta=g.asymptotic_beta, n_samples=cfg.gaussian_samples,
-                two_point_d=d2.tolist(), two_point_mi=g.two_point_mi(d2).tolist(), rows=rows)
+                two_point_d=d2.tolist(), two_point_mi=g.two_point_mi(d2).tolist(), rows=rows,
+                # per-sample values (the claim's units; kept in gaussian_mi_samples.npz, not in results.json)
+                direct_samples=est.direct_samples, vclub_samples=est.vclub_samples)
 
 
 def load_scorer(cfg: L2MConfig):
@@ -246,7 +254,8 @@ def text_part(cfg: L2MConfig, run: Run) -> dict:
         per_ratio[r] = dict(
             splits=est.split_points, direct=est.direct, direct_err=est.direct_err, direct_uncorrected=raw.direct,
             vclub=est.vclub, vclub_err=est.vclub_err,
-            fit_direct=fit_d, fit_vclub=fit_v)
+            fit_direct=fit_d, fit_vclub=fit_v,
+            direct_samples=est.direct_samples)  # the claim's units (also in logprobs.npz), not in results.json
     kv = None
     if model is not None:
         from paperlab.l2m.state import hf_kv_cache_size, measured_kv_cache_size
@@ -283,8 +292,8 @@ def train_part(cfg: L2MConfig, run: Run) -> dict:
     from paperlab.l2m.train import (
         binned_curve,
         byte_datasets,
+        late_drop_per_window,
         late_improvement,
-        paired_difference,
         per_position_loss,
     )
 
@@ -300,28 +309,139 @@ def train_part(cfg: L2MConfig, run: Run) -> dict:
                       checkpoint_every=max(0, cfg.train_steps // 4) if cfg.train_steps >= 100 else 0,
                       seed=cfg.seed)
     out = {}
-    losses = {}
     for name, build in (("transformer", lambda: Transformer(tcfg)), ("recurrent", lambda: RecurrentLM(rcfg))):
         torch.manual_seed(cfg.seed)
         model = build()
         hist = train(model, train_data, val_data, trc, run.path(f"train_{name}"), progress=True, desc=name)
         model.to("cpu")
         pos = per_position_loss(model, val_data, cfg.train_seq_len, cfg.eval_windows)
-        losses[name] = pos
         li = late_improvement(pos)
         centres, curve = binned_curve(pos)
         out[name] = dict(params=int(sum(p.numel() for p in model.parameters())), final_val_loss=hist["final_val_loss"],
                          train_seconds=hist["train_seconds"], late_improvement=li.value, late_improvement_err=li.err,
                          early_loss=li.early, late_loss=li.late, mean_loss=float(pos.mean()),
                          curve_positions=centres.tolist(), curve_loss=curve.tolist(),
-                         per_position=pos.mean(0).tolist())
+                         per_position=pos.mean(0).tolist(), late_drop_per_window=late_drop_per_window(pos).tolist())
         if name == "recurrent":
             out[name]["state_sizes"] = [measured_rnn_state_size(model, L) for L in (16, 64, 256)]
         run.append("train", {"model": name, **{k: v for k, v in out[name].items() if k != "per_position"}})
-    diff, diff_err = paired_difference(losses["transformer"], losses["recurrent"])
-    out["difference"] = dict(value=diff, err=diff_err)
     out["config"] = dict(transformer=tcfg.__dict__, recurrent=rcfg.__dict__)
     return out
+
+
+# ----------------------------------------------------------------------------------------------
+# Claims
+
+
+def _claim_ratio(text: dict) -> dict:
+    """The bipartite results the claim is about: r = 2 (the paper's I_{L/2;L}) when measured, else the first r."""
+    b = text["bipartite"]
+    return b[2] if 2 in b else next(iter(b.values()))
+
+
+def _over_samples(n: int, stat, cfg: L2MConfig, what: str) -> Estimate:
+    """``stat(rows)`` with a percentile bootstrap over the ``n`` samples (rows resampled jointly across L_x)."""
+    e = bootstrap_ci(np.arange(n), lambda i: float(stat(i.astype(int))), n_boot=cfg.n_boot, seed=cfg.seed)
+    return replace(e, method=f"{what}; {e.method} over the {n} samples")
+
+
+def _beta_estimate(splits, samples: np.ndarray, cfg: L2MConfig) -> Estimate:
+    """Fitted exponent of ``I = A L_x^beta`` with the bootstrap interval of :func:`bootstrap_power_law`."""
+    samples = np.asarray(samples, dtype=np.float64)
+    method = (f"log-log least-squares exponent; percentile bootstrap over the {samples.shape[0]} samples "
+              f"(means recomputed and refitted, {cfg.n_boot} resamples)")
+    try:
+        beta = fit_power_law(splits, samples.mean(0)).beta
+    except ValueError:  # fewer than 3 positive means: no fit, no interval
+        return Estimate(float("nan"), float("nan"), float("nan"), samples.shape[0], method)
+    lo, hi, _ = bootstrap_power_law(splits, samples, cfg.n_boot, seed=cfg.seed)
+    return Estimate(beta, lo, hi, samples.shape[0], method)
+
+
+def _within_slack(e: Estimate, target: float, margin: float) -> Estimate:
+    """``margin - abs(x/target - 1)`` for ``x`` estimated by ``e``: the image of its interval (> 0: within the margin)."""
+    method = f"{margin:g} minus abs(x/{target:.4g} - 1), image of the interval of x ({e.method})"
+    if not (e.finite and target > 0):
+        return Estimate(float("nan"), float("nan"), float("nan"), e.n, method, e.confidence)
+    a, b = e.lo / target - 1, e.hi / target - 1
+    lo = margin - max(abs(a), abs(b))
+    hi = margin - (0.0 if a <= 0 <= b else min(abs(a), abs(b)))
+    return Estimate(margin - abs(e.value / target - 1), lo, hi, e.n, method, e.confidence)
+
+
+def make_claims(res: dict, cfg: L2MConfig) -> list[Claim]:
+    """The paper's claims from the parts' measurements, each decided on a 95% interval over its units.
+
+    ``res["gaussian"]``: ``splits``, ``exact`` (log-det MI per L_x), ``direct_samples`` and ``vclub_samples``
+    (``[samples, L_x]`` per-sample estimates). ``res["text"]`` (optional): ``bipartite[r]`` with ``splits``
+    and ``direct_samples``. ``res["train"]`` (optional): ``transformer`` / ``recurrent`` with
+    ``late_drop_per_window`` (the same held-out windows for both). Every part is one run of one seed.
+    """
+    claims = []
+    g = res["gaussian"]
+    m = GAUSSIAN_REL_MARGIN
+    x, exact = np.asarray(g["splits"], dtype=np.float64), np.asarray(g["exact"], dtype=np.float64)
+    D, V = np.asarray(g["direct_samples"], dtype=np.float64), np.asarray(g["vclub_samples"], dtype=np.float64)
+    beta_exact = fit_power_law(x, exact).beta
+    beta = _beta_estimate(x, D, cfg)
+    claims.append(claim(
+        "gaussian_mi_exact",
+        f"Given exact conditional densities, the direct estimator recovers the exact (log-det) bipartite MI of the "
+        f"sub-volume Gaussian within {m:.0%} at every L_x, vCLUB stays above it (upper bound), and the fitted beta "
+        f"is within {m:.0%} of the exact one (each part: its 95% interval on the right side of 0)",
+        {f"direct: {m:g} - max over L_x abs(direct/exact - 1)":
+            _over_samples(D.shape[0], lambda i: m - np.max(np.abs(D[i].mean(0) / exact - 1)), cfg,
+                          f"{m:g} minus the largest relative error of the direct estimate over L_x"),
+         "vCLUB: min over L_x (vCLUB/exact - 1)":
+            _over_samples(V.shape[0], lambda i: np.min(V[i].mean(0) / exact - 1), cfg,
+                          "smallest relative excess of vCLUB over the exact MI over L_x"),
+         f"beta: {m:g} - abs(fitted/exact - 1)": _within_slack(beta, beta_exact, m)},
+        expect="greater", margin_relative=m, beta_exact=beta_exact, beta_direct=beta.value,
+        beta_direct_ci=[beta.lo, beta.hi], max_abs_z_direct=g.get("max_abs_z_direct"),
+        min_z_vclub=g.get("min_z_vclub"), exact_at_max=float(exact[-1]), direct_at_max=float(D[:, -1].mean()),
+        n_samples=int(D.shape[0]),
+        note="unit: samples drawn from the Gaussian (exact densities, so sampling is the only noise)"))
+
+    if res.get("text"):
+        b = _claim_ratio(res["text"])
+        S = np.asarray(b["direct_samples"], dtype=np.float64)
+        beta = _beta_estimate(b["splits"], S, cfg)
+        f, fv = b.get("fit_direct") or {}, b.get("fit_vclub") or {}
+        claims.append(claim(
+            "bipartite_mi_power_law",
+            "On long text the bipartite MI (direct, BOS-corrected) grows with L (largest L_x above smallest, paired "
+            "over samples) and its log-log fit I = A L^beta has 0 < beta < 1 (the whole 95% bootstrap interval of "
+            "beta above 0 and below 1)",
+            {f"I(L_x={b['splits'][-1]}) - I(L_x={b['splits'][0]})": paired_bootstrap_diff(
+                S[:, -1], S[:, 0], n_boot=cfg.n_boot, seed=cfg.seed),
+             "beta": beta,
+             "1 - beta": Estimate(1 - beta.value, 1 - beta.hi, 1 - beta.lo, beta.n, beta.method, beta.confidence)},
+            expect="greater", beta_direct=beta.value, beta_ci_t=f.get("beta_ci_t"), r2=f.get("r2"),
+            beta_vclub=fv.get("beta"), beta_vclub_ci_boot=fv.get("beta_ci_boot"), mi_first=float(S[:, 0].mean()),
+            mi_last=float(S[:, -1].mean()), n_samples=int(S.shape[0]), points_dropped=f.get("dropped"),
+            note="unit: text blocks sampled from the corpus, scored by one model (no training seed involved); the "
+                 "BOS correction's own uncertainty (one entropy estimate shared by all blocks) is not resampled"))
+
+    if res.get("train"):
+        dt, dr = res["train"]["transformer"], res["train"]["recurrent"]
+        a = np.asarray(dt["late_drop_per_window"], dtype=np.float64)
+        r = np.asarray(dr["late_drop_per_window"], dtype=np.float64)
+        boot = dict(n_boot=cfg.n_boot, seed=cfg.seed)
+        claims.append(claim(
+            "fixed_state_plateaus",
+            "Late in the window (mean loss over positions T/8..T/4 minus over T/2..T) the transformer's held-out loss "
+            "keeps falling, while the same-size fixed-state GRU's falls by less than half as much (paired by "
+            "held-out window)",
+            {"transformer late drop": bootstrap_ci(a, **boot),
+             "transformer - GRU late drop": paired_bootstrap_diff(a, r, **boot),
+             "transformer/2 - GRU late drop": paired_bootstrap_diff(0.5 * a, r, **boot)},
+            expect="greater", transformer_late_drop=float(a.mean()), recurrent_late_drop=float(r.mean()),
+            transformer_loss=dt.get("mean_loss"), recurrent_loss=dr.get("mean_loss"),
+            params=[dt.get("params"), dr.get("params")], windows=int(a.size),
+            note=f"one training run per model (seed {cfg.seed}); the interval is over held-out evaluation windows, "
+                 "so it covers evaluation noise only, not training variation; consecutive windows of one novel "
+                 "are not fully independent"))
+    return claims
 
 
 # ----------------------------------------------------------------------------------------------
@@ -432,61 +552,30 @@ def run_experiment(cfg: L2MConfig, out: Path | None = None) -> Path:
     torch.set_num_threads(cfg.threads)
     run = Run("l2m", out, cfg)
     res: dict = {}
-    claims = []
     timings = {}
 
     t0 = time.perf_counter()
     g = res["gaussian"] = gaussian_part(cfg, run)
     timings["gaussian"] = time.perf_counter() - t0
-    tol = cfg.gaussian_tolerance_sigma
-    lo, hi = g["beta_direct_ci"]
-    g_ok = g["max_abs_z_direct"] <= tol and g["min_z_vclub"] >= -tol and lo <= g["beta_exact"] <= hi
-    claims.append(claim(
-        "gaussian_mi_exact",
-        f"Given exact conditional densities, the direct estimator recovers the exact (log-det) bipartite MI of the "
-        f"sub-volume Gaussian within {tol:g} standard errors at every L_x, vCLUB stays above it (upper bound), and "
-        f"the exact beta lies in the 95% bootstrap CI of the fitted one",
-        holds=g_ok, max_abs_z_direct=g["max_abs_z_direct"], min_z_vclub=g["min_z_vclub"],
-        beta_exact=g["beta_exact"], beta_direct=g["beta_direct"], beta_direct_ci=[lo, hi], exact_at_max=g["exact"][-1],
-        direct_at_max=g["direct"][-1], n_samples=g["n_samples"]))
 
     beta_text = None
     if cfg.text_mi:
         t0 = time.perf_counter()
         t = res["text"] = text_part(cfg, run)
         timings["text_mi"] = time.perf_counter() - t0
-        b = t["bipartite"][2] if 2 in t["bipartite"] else next(iter(t["bipartite"].values()))
-        f = b["fit_direct"] or {}
-        lo, hi = f.get("beta_ci_boot", (float("nan"), float("nan")))
-        grows = b["direct"][-1] - b["direct"][0] > 2 * np.hypot(b["direct_err"][-1], b["direct_err"][0])
-        beta_text = f.get("beta")
-        fv = b["fit_vclub"] or {}
-        claims.append(claim(
-            "bipartite_mi_power_law",
-            "On long text the bipartite MI (direct, BOS-corrected) grows with L and its log-log fit I = A L^beta has "
-            "0 < beta < 1 with the whole 95% bootstrap CI inside (0, 1)",
-            holds=bool(f and grows and 0 < lo and hi < 1), beta_direct=beta_text, beta_ci_boot=[lo, hi],
-            beta_ci_t=f.get("beta_ci_t"), r2=f.get("r2"), beta_vclub=fv.get("beta"),
-            beta_vclub_ci_boot=fv.get("beta_ci_boot"), mi_first=b["direct"][0], mi_last=b["direct"][-1],
-            n_samples=cfg.n_samples, points_dropped=f.get("dropped")))
+        beta_text = (_claim_ratio(t)["fit_direct"] or {}).get("beta")
 
     if cfg.train:
         t0 = time.perf_counter()
-        tr = res["train"] = train_part(cfg, run)
+        res["train"] = train_part(cfg, run)
         timings["train"] = time.perf_counter() - t0
-        dt, dr = tr["transformer"], tr["recurrent"]
-        d = tr["difference"]
-        claims.append(claim(
-            "fixed_state_plateaus",
-            "Late in the window (positions T/8..T/4 vs. T/2..T) the transformer's held-out loss keeps falling "
-            "significantly (> 2 SE) while the same-size fixed-state GRU's falls by less than half as much "
-            "(paired difference > 2 SE)",
-            holds=bool(dt["late_improvement"] > 2 * dt["late_improvement_err"] and d["value"] > 2 * d["err"]
-                       and dr["late_improvement"] < 0.5 * dt["late_improvement"]),
-            transformer_late_drop=dt["late_improvement"], transformer_err=dt["late_improvement_err"],
-            recurrent_late_drop=dr["late_improvement"], recurrent_err=dr["late_improvement_err"],
-            difference=d["value"], difference_err=d["err"], transformer_loss=dt["mean_loss"],
-            recurrent_loss=dr["mean_loss"], params=[dt["params"], dr["params"]]))
+
+    claims = make_claims(res, cfg)
+    # per-sample arrays were the claims' units; they are on disk (gaussian_mi_samples.npz, logprobs.npz)
+    for k in ("direct_samples", "vclub_samples"):
+        g.pop(k, None)
+    for b in res.get("text", {}).get("bipartite", {}).values():
+        b.pop("direct_samples", None)
 
     # the L2M condition: history-state size vs L
     from paperlab.core.transformer import TransformerConfig
@@ -595,5 +684,10 @@ def _sections(cfg: L2MConfig, res: dict) -> list[str]:
     return out
 
 
+def default_config(quick: bool = False, **overrides) -> L2MConfig:
+    """The configuration ``reproduce(quick, out, **overrides)`` runs (``paperlab reproduce --skip-done`` hashes it)."""
+    return build_config(L2MConfig, "l2m", quick, overrides)
+
+
 def reproduce(quick: bool = False, out: Path | None = None, **overrides) -> Path:
-    return run_experiment(build_config(L2MConfig, "l2m", quick, overrides), out)
+    return run_experiment(default_config(quick, **overrides), out)

@@ -2,8 +2,9 @@
 
 :class:`LMScorer` turns any transformers causal LM (``--model default`` = SmolLM2-135M, or
 ``hf:<path>``) into a :class:`~paperlab.l2m.estimators.TokenScorer`: it prepends the start token and
-returns ``log q(s_j | <start>, s_<j)`` for every token. Log-softmax runs over position chunks of the
-final hidden states, so a 49k-vocabulary model never materialises a ``[B, T, V]`` tensor.
+returns ``log q(s_j | <start>, s_<j)`` for every token (:func:`paperlab.core.internals.sequence_logprobs`:
+log-softmax runs over position chunks of the final hidden states, so a 49k-vocabulary model never
+materialises a ``[B, T, V]`` tensor).
 
 GPU users with vLLM (the official code's path) use :class:`VLLMScorer`: one generation of one token
 with ``SamplingParams(max_tokens=1, prompt_logprobs=0)`` returns the log-prob of every prompt token::
@@ -106,20 +107,13 @@ class LMScorer:
     def token_logprobs(self, seqs: np.ndarray) -> np.ndarray:
         import torch
 
+        from paperlab.core.internals import sequence_logprobs
+
         seqs_t = torch.as_tensor(np.asarray(seqs), dtype=torch.long)
         B, T = seqs_t.shape
         ids = torch.cat([torch.full((B, 1), self.start_id, dtype=torch.long), seqs_t], dim=1)
-        ids = ids.to(self.model.device)
-        head = self.model.get_output_embeddings()
         with torch.no_grad():
-            # the base model's last hidden state is the (final-normed) input of the LM head
-            hidden = self.model.base_model(input_ids=ids[:, :-1]).last_hidden_state
-            out = torch.empty(B, T, dtype=torch.float64)
-            for s in range(0, T, self.chunk):
-                logits = head(hidden[:, s:s + self.chunk]).float()
-                logp = torch.log_softmax(logits, dim=-1)
-                tgt = ids[:, 1 + s: 1 + s + self.chunk]
-                out[:, s:s + self.chunk] = logp.gather(-1, tgt[..., None])[..., 0].double().cpu()
+            out = sequence_logprobs(self.model, ids, chunk=self.chunk).double().cpu()  # [B, T]
         self.tokens_scored += B * (T + 1)
         return out.numpy()
 

@@ -54,25 +54,23 @@ class LateImprovement:
     late: float
 
 
+def late_drop_per_window(losses: np.ndarray) -> np.ndarray:
+    """Per window (row of ``losses[windows, T]``): mean loss over ``[T/8, T/4)`` minus mean over ``[T/2, T)``.
+
+    The unit the ``fixed_state_plateaus`` claim resamples; two models evaluated on the same windows are
+    compared window by window (:func:`paperlab.core.stats.paired_bootstrap_diff`)."""
+    T = losses.shape[1]
+    return losses[:, T // 8: T // 4].mean(1) - losses[:, T // 2:].mean(1)
+
+
 def late_improvement(losses: np.ndarray) -> LateImprovement:
     """Per window, early-bin mean minus late-bin mean; mean and standard error over windows."""
     T = losses.shape[1]
     early = losses[:, T // 8: T // 4].mean(1)
     late = losses[:, T // 2:].mean(1)
-    diff = early - late
+    diff = late_drop_per_window(losses)
     return LateImprovement(float(diff.mean()), float(diff.std(ddof=1) / np.sqrt(len(diff))),
                            float(early.mean()), float(late.mean()))
-
-
-def paired_difference(a: np.ndarray, b: np.ndarray) -> tuple[float, float]:
-    """Mean and standard error of ``late_improvement(a) - late_improvement(b)`` paired by window."""
-    T = a.shape[1]
-
-    def per_window(x):
-        return x[:, T // 8: T // 4].mean(1) - x[:, T // 2:].mean(1)
-
-    d = per_window(a) - per_window(b)
-    return float(d.mean()), float(d.std(ddof=1) / np.sqrt(len(d)))
 
 
 def binned_curve(losses: np.ndarray, n_bins: int = 24) -> tuple[np.ndarray, np.ndarray]:

@@ -81,7 +81,7 @@ class LMPlayer(Player):
         kind = "rephrase" if src == tgt else "translate"
         s, t = LANG_NAMES.get(src, src), LANG_NAMES.get(tgt, tgt)
         prompts = [build_prompt(x, self.level, kind, s, t) for x in texts]
-        return self.lm.chat(prompts, self.params.replace(seed=seed))
+        return [r.text for r in self.lm.chat(prompts, self.params.replace(seed=seed))]
 
 
 @dataclass(frozen=True)

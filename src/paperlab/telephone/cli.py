@@ -7,19 +7,36 @@ from typing import Annotated
 
 import typer
 
-from paperlab.core.cli import Out, Quick, Seed, print_run, system_app
+from paperlab.core.cli import (
+    Out,
+    Overwrite,
+    Quick,
+    Seed,
+    check_choice,
+    check_model_spec,
+    check_readable_file,
+    check_writable_file,
+    parse_floats,
+    parse_names,
+    print_run,
+    start_fresh,
+    system_app,
+)
+from paperlab.core.errors import UserError
 
 app = system_app("telephone", "LLM as a Broken Telephone: iterative translation/rephrasing distorts information.")
 
 
-def _csv(v: str | None) -> list[str] | None:
-    return [x.strip() for x in v.split(",") if x.strip()] if v else None
+def _check_judge(judge: str | None, extra: tuple[str, ...] = ()) -> None:
+    if judge is not None and judge not in ("lexical", *extra):
+        check_model_spec(judge, "--judge")
 
 
 @app.command()
 def run(
     quick: Quick = False,
     out: Out = None,
+    overwrite: Overwrite = False,
     passages: Annotated[int | None, typer.Option(min=1, help="Passages for the MT chains.")] = None,
     lm_passages: Annotated[int | None, typer.Option(min=1, help="Passages for the LM rephrase chains.")] = None,
     iterations: Annotated[int | None, typer.Option(min=1, help="Iterations of the MT chains.")] = None,
@@ -38,14 +55,31 @@ def run(
     seed: Seed = 0,
 ) -> None:
     """Run the chains, compute BLEU/chrF/METEOR/BERTScore/FActScore per iteration, test the paper's claims."""
-    from paperlab.telephone.experiment import reproduce
+    # every value is checked before any work: a bad one is a one-line error and leaves no run folder
+    temps = parse_floats(temperatures, "--temperatures", min=0, example="0,0.5,1")
+    pool_specs = parse_names(pool, "--pool", example="openai:http://127.0.0.1:8000/v1#m1,openai:http://127.0.0.1:8001/v1#m2")
+    for spec in pool_specs or ():
+        check_model_spec(spec, "--pool")
+    check_model_spec(model, "--model")
+    _check_judge(judge)
+    from paperlab.telephone.metrics import COMPAT
 
+    check_choice(compat, "--compat", COMPAT)
+    if pivot is not None and not pivot.strip():
+        raise UserError("--pivot is empty", "give a language code, e.g. --pivot fr")
+    if passage_file is not None:
+        check_readable_file(passage_file, "--passage-file")
+    from paperlab.telephone.experiment import DOMAINS, default_config, reproduce
+
+    doms = parse_names(domains, "--domains", choices=DOMAINS, example="news2024,booksum")
     overrides = {k: v for k, v in dict(
         passages=passages, lm_passages=lm_passages, mt_iterations=iterations, lm_iterations=lm_iterations,
-        lm=model, pool=_csv(pool), passage_file=str(passage_file) if passage_file else None, pivot=pivot, domains=_csv(domains), judge=judge, compat=compat,
-        temperatures=[float(t) for t in _csv(temperatures)] if temperatures else None,
+        lm=model, pool=pool_specs, passage_file=str(passage_file) if passage_file else None, pivot=pivot,
+        domains=doms, judge=judge, compat=compat, temperatures=temps,
     ).items() if v is not None}
     overrides.update(mt=not no_mt, rephrase=not no_rephrase, seed=seed)
+    default_config(quick, **overrides)  # the settings' own checks, still before any work
+    start_fresh(out, overwrite)
     print_run(reproduce(quick=quick, out=out, **overrides))
 
 
@@ -61,12 +95,21 @@ def score(
     """Score your own chains: every metric of each generation against its original (JSONL in, JSON out)."""
     import json
 
+    check_readable_file(original, "--original")
+    check_readable_file(generations, "--generations")
+    from paperlab.telephone.metrics import COMPAT
+
+    check_choice(compat, "--compat", COMPAT)
+    _check_judge(judge, extra=("none",))
+    if output is not None:
+        check_writable_file(output, "--output")
     from paperlab.telephone.scoring import score_files
 
     result = score_files(original, generations, compat=compat, judge=judge)
     text = json.dumps(result, indent=2, ensure_ascii=False)
     if output:
-        output.write_text(text)
+        output.parent.mkdir(parents=True, exist_ok=True)
+        output.write_text(text, encoding="utf-8")
         typer.echo(f"wrote {output}")
     else:
         typer.echo(text)

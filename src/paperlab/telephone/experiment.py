@@ -24,9 +24,9 @@ from pydantic import BaseModel, Field, field_validator
 
 from paperlab.core.data import data_path
 from paperlab.core.errors import UserError
-from paperlab.core.metrics import mean_ci
 from paperlab.core.models import GenerationParams, load_lm
-from paperlab.core.runs import Run, build_config, claim, markdown_table
+from paperlab.core.runs import Claim, Run, build_config, claim, markdown_table
+from paperlab.core.stats import mean_ci, paired_bootstrap_diff, spearman_ci
 from paperlab.core.translate import load_translator
 from paperlab.telephone.chains import LMPlayer, MTPlayer, Player, Setup, fixed_point_iteration, run_chain
 from paperlab.telephone.factscore import LexicalFactJudge, LLMFactJudge
@@ -186,11 +186,11 @@ def evaluate(originals: list[str], texts: list[list[str]], points: list[int], cf
 def run_experiment(cfg: TelephoneConfig, out: Path | None = None) -> Path:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    run = Run("telephone", out, cfg)
-    settings = build_settings(cfg)
+    settings = build_settings(cfg)          # inputs and models first: a bad one leaves no run folder
     if not settings:
         raise UserError("nothing to run", "enable --mt or --rephrase, or give --pool")
     judge = LexicalFactJudge() if cfg.judge == "lexical" else LLMFactJudge(load_lm(cfg.judge))
+    run = Run("telephone", out, cfg)
     summary: dict[str, dict] = {}
     (run.dir / "generations.jsonl").unlink(missing_ok=True)
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn()) as prog:
@@ -209,10 +209,12 @@ def run_experiment(cfg: TelephoneConfig, out: Path | None = None) -> Path:
             points = eval_points(s.iterations)
             values = evaluate(originals, texts, points, cfg, judge)
             fixed = [fixed_point_iteration(tx) for tx in texts]
+            cis = {m: [mean_ci(values[m][t]) for t in points] for m in values}
             summary[s.name] = {
                 "group": s.group, "iterations": s.iterations, "points": points, "n_passages": len(originals),
-                "mean": {m: [mean_ci(values[m][t])[0] for t in points] for m in values},
-                "ci": {m: [mean_ci(values[m][t])[1:] for t in points] for m in values},
+                "passages": [f"{d}/{r}" for d, r, _ in s.passages],
+                "mean": {m: [e.value for e in cis[m]] for m in values},
+                "ci": {m: [[e.lo, e.hi] for e in cis[m]] for m in values},
                 "per_passage": {m: {str(t): values[m][t] for t in points} for m in values},
                 "first_repeat": fixed,
                 "words": [float(np.mean([len(tx[t].split()) for tx in texts])) for t in points],
@@ -255,51 +257,86 @@ def _at(summary: dict, name: str, metric: str, t: int) -> float:
     return summary[name]["mean"][metric][summary[name]["points"].index(t)]
 
 
-def make_claims(summary: dict, cfg: TelephoneConfig) -> list:
+def _per_passage(summary: dict, name: str, metric: str, t: int | None = None) -> dict[str, float]:
+    """``{passage id: metric value}`` of one setting at generation ``t`` (default: the last evaluated)."""
+    s = summary[name]
+    t = s["points"][-1] if t is None else t
+    vals = s["per_passage"][metric][str(t)]
+    ids = s.get("passages") or [str(i) for i in range(len(vals))]
+    return dict(zip(ids, vals, strict=True))
+
+
+def _paired(a: dict[str, float], b: dict[str, float]):
+    """Paired bootstrap of ``mean(a) - mean(b)`` over the passages both were measured on."""
+    keys = [k for k in a if k in b]
+    return paired_bootstrap_diff([a[k] for k in keys], [b[k] for k in keys])
+
+
+def make_claims(summary: dict, cfg: TelephoneConfig) -> list[Claim]:
+    """The paper's claims, each decided on a 95% interval over passages (the run's unit of variation).
+
+    ``summary`` maps setting name -> ``{"group", "points", "mean", "per_passage", "passages"}`` as built
+    by :func:`run_experiment`. Every setting is one chain run (one seed), so an interval covers the
+    variation between passages, not between decoding seeds; one passage gives no interval (inconclusive).
+    """
+    note = (f"one chain run per setting (seed {cfg.seed}); the interval is over passages, so it covers "
+            "variation between passages, not between decoding seeds")
     claims = []
     mt = [n for n, s in summary.items() if s["group"] == "mt"]
     bilingual = [n for n in mt if "multiplayer" not in n]
     if mt:
         vals = {n: {"chrf_1": _at(summary, n, "chrf", 1), "chrf_last": _final(summary, n, "chrf"),
                     "bleu_1": _at(summary, n, "bleu", 1), "bleu_last": _final(summary, n, "bleu")} for n in mt}
+        decay = {f"{n}: {m} 1 - last": _paired(_per_passage(summary, n, m, 1), _per_passage(summary, n, m))
+                 for n in mt for m in ("chrf", "bleu")}
         claims.append(claim(
-            "mt_metrics_decay", "For each MT chain, chrF and BLEU at the last iteration are below iteration 1",
-            holds=all(v["chrf_last"] < v["chrf_1"] and v["bleu_last"] < v["bleu_1"] for v in vals.values()),
-            **vals))
+            "mt_metrics_decay", "For each MT chain, chrF and BLEU at the last iteration are below iteration 1 "
+            "(paired over passages: iteration 1 minus last > 0)", decay, expect="greater", note=note, **vals))
         multi = [n for n in mt if "multiplayer" in n]
         if multi and bilingual:
             finals = {n: _final(summary, n, "chrf") for n in bilingual}
+            slower = max(finals, key=finals.get)
             m_final = _final(summary, multi[0], "chrf")
             claims.append(claim(
                 "multiplayer_decays_faster",
-                "The multiplayer chain's final chrF is at most the slower-decaying bilingual chain's",
-                holds=m_final <= max(finals.values()), multiplayer_final_chrf=m_final, bilingual_final_chrf=finals))
+                "The multiplayer chain's final chrF is below the slower-decaying bilingual chain's "
+                "(paired over passages: bilingual minus multiplayer > 0)",
+                _paired(_per_passage(summary, slower, "chrf"), _per_passage(summary, multi[0], "chrf")),
+                expect="greater", compared_with=slower, multiplayer_final_chrf=m_final,
+                bilingual_final_chrf=finals, note=note))
         fs = {n: {"factscore_1": _at(summary, n, "factscore", 1), "factscore_last": _final(summary, n, "factscore")}
               for n in mt}
+        fs_decay = {f"{n}: factscore 1 - last": _paired(_per_passage(summary, n, "factscore", 1),
+                                                       _per_passage(summary, n, "factscore")) for n in mt}
         claims.append(claim(
-            "factuality_decays", "For each MT chain, FActScore at the last iteration is below iteration 1",
-            holds=all(v["factscore_last"] < v["factscore_1"] for v in fs.values()), judge=cfg.judge, **fs))
-    temps = {n: s for n, s in summary.items() if s["group"] == "temperature"}
+            "factuality_decays", "For each MT chain, FActScore at the last iteration is below iteration 1 "
+            "(paired over passages: iteration 1 minus last > 0)", fs_decay, expect="greater",
+            judge=cfg.judge, note=note, **fs))
+    temps = [n for n, s in summary.items() if s["group"] == "temperature"]
     if temps:
         by_t = {float(n.split("T=")[1].split()[0]): _final(summary, n, "chrf") for n in temps}
-        lo, hi = min(by_t), max(by_t)
+        ts, chrf = [], []
+        for n in temps:
+            finals_n = list(_per_passage(summary, n, "chrf").values())
+            ts += [float(n.split("T=")[1].split()[0])] * len(finals_n)
+            chrf += finals_n
         claims.append(claim(
-            "temperature_orders_decay", f"Rephrase chain: final chrF at T={lo:g} is above T={hi:g}",
-            holds=by_t[lo] > by_t[hi], final_chrf_by_temperature=by_t,
-            spearman_rho_t_vs_chrf=_spearman(list(by_t), list(by_t.values()))))
-    prompts = {n.split()[1]: _final(summary, n, "chrf") for n, s in summary.items() if s["group"] == "prompt"}
+            "temperature_orders_decay", "Rephrase chain: final chrF falls as temperature rises "
+            "(Spearman rho of temperature vs final chrF over (passage, temperature) units < 0)",
+            spearman_ci(ts, chrf), expect="less", final_chrf_by_temperature=by_t,
+            note=note + "; units sharing a passage are not independent, which the Fisher-z interval ignores "
+            "(difficulty shared across temperatures widens it; passage-specific temperature effects would make "
+            "it too narrow)"))
+    prompts = {n.split()[1]: n for n, s in summary.items() if s["group"] == "prompt"}
     if {"simple", "base", "constrained"} <= set(prompts):
+        simple = _per_passage(summary, prompts["simple"], "chrf")
         claims.append(claim(
-            "prompt_constraint_helps", "Rephrase chain: final chrF with Constrained and Base prompts is above Simple",
-            holds=prompts["constrained"] > prompts["simple"] and prompts["base"] > prompts["simple"],
-            final_chrf_by_prompt=prompts))
+            "prompt_constraint_helps", "Rephrase chain: final chrF with Constrained and Base prompts is above Simple "
+            "(paired over passages)",
+            {f"{lv} - simple": _paired(_per_passage(summary, prompts[lv], "chrf"), simple)
+             for lv in ("constrained", "base")}, expect="greater",
+            final_chrf_by_prompt={lv: _final(summary, n, "chrf") for lv, n in prompts.items()}, note=note))
     return claims
-
-
-def _spearman(x: list[float], y: list[float]) -> float:
-    from scipy.stats import spearmanr
-
-    return float(spearmanr(x, y).statistic) if len(x) > 2 else float("nan")
 
 
 def report_sections(summary: dict, cfg: TelephoneConfig, judge: str) -> list[str]:
@@ -370,5 +407,10 @@ def plot(run: Run, summary: dict) -> None:
         run.savefig(fig, "fixed_points", "Deterministic MT chains: fraction of passages whose text stopped changing")
 
 
+def default_config(quick: bool = False, **overrides) -> TelephoneConfig:
+    """The configuration ``reproduce(quick, out, **overrides)`` runs (``paperlab reproduce --skip-done`` hashes it)."""
+    return build_config(TelephoneConfig, "telephone", quick, overrides)
+
+
 def reproduce(quick: bool = False, out: Path | None = None, **overrides) -> Path:
-    return run_experiment(build_config(TelephoneConfig, "telephone", quick, overrides), out)
+    return run_experiment(default_config(quick, **overrides), out)

@@ -137,7 +137,7 @@ class LLMFactJudge:
             prompts = [[{"role": "user", "content":
                          "Break the following sentence into independent atomic facts, one short fact per "
                          f"line, each starting with '- '. Output the list only.\n\nSentence: {s}"}] for s in sents]
-            replies = self.lm.chat(prompts, self.params)
+            replies = [r.text for r in self.lm.chat(prompts, self.params)]
             facts = [ln.strip()[2:].strip() for r in replies for ln in r.splitlines() if ln.strip().startswith("- ")]
             self._facts[original] = facts or clause_facts(original)
         return self._facts[original]
@@ -150,7 +150,7 @@ class LLMFactJudge:
             prompts = [[{"role": "user", "content":
                          f"Answer the question based on the given context.\n\nContext: {g}\n\n"
                          f"Input: {f} True or False?\nOutput:"}] for f in facts]
-            replies = self.lm.chat(prompts, verify)
+            replies = [r.text for r in self.lm.chat(prompts, verify)]
             ok = [r.strip().lower().startswith("true") for r in replies]
             out.append(FactResult(float(np.mean(ok)) if ok else float("nan"), len(facts), ok))
         return out

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from paperlab.core.data import read_jsonl
 from paperlab.core.errors import UserError
-from paperlab.core.metrics import mean_ci
+from paperlab.core.stats import mean_ci
 from paperlab.telephone.metrics import METRICS, score_pairs, signatures
 
 _GEN_KEY = re.compile(r"^(\d+)_en$")
@@ -28,12 +28,23 @@ def _originals(path: Path) -> dict[str, str]:
     return out
 
 
+def _iteration(value, path: Path, i: int) -> int:
+    """The ``iteration`` field of record ``i``: a whole number >= 0 (``3``, ``3.0`` or ``"3"``)."""
+    if isinstance(value, str) and re.fullmatch(r"[0-9]+", value.strip()):
+        return int(value.strip())
+    if isinstance(value, int | float) and not isinstance(value, bool) and value == value and value >= 0 \
+            and value != float("inf") and int(value) == value:
+        return int(value)
+    raise UserError(f"{path} record {i}: 'iteration' is {value!r}, not a whole number >= 0",
+                    'write e.g. {"id": "p1", "iteration": 3, "text": "..."}')
+
+
 def _generations(path: Path) -> list[tuple[str, int, str]]:
     out = []
     for i, r in enumerate(read_jsonl(path), 1):
         pid = str(r.get("id", i - 1))
         if "iteration" in r and "text" in r:
-            out.append((pid, int(r["iteration"]), str(r["text"])))
+            out.append((pid, _iteration(r["iteration"], path, i), str(r["text"])))
             continue
         keyed = [(int(m.group(1)), str(v)) for k, v in r.items() if (m := _GEN_KEY.match(k))]
         if not keyed:
@@ -67,7 +78,9 @@ def score_files(original: Path, generations: Path, compat: str = "standard", jud
     for r in rows:
         for m in names:
             by_t[r["iteration"]][m].append(r[m])
-    summary = {str(t): {m: dict(zip(("mean", "ci_lo", "ci_hi"), mean_ci(v), strict=True)) for m, v in ms.items()}
-               for t, ms in sorted(by_t.items())}
+    cis = {t: {m: mean_ci(v).as_dict() for m, v in ms.items()} for t, ms in sorted(by_t.items())}
+    # one generation at an iteration has no interval: ci_lo/ci_hi are null there
+    summary = {str(t): {m: {"mean": e["value"], "ci_lo": e["lo"], "ci_hi": e["hi"], "n": e["n"]} for m, e in es.items()}
+               for t, es in cis.items()}
     return {"compat": compat, "signatures": signatures(compat), "judge": judge,
             "per_generation": rows, "by_iteration": summary}

@@ -2,12 +2,26 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from paperlab.core.cli import Model, Out, Quick, Seed, print_run, system_app
+from paperlab.core.cli import (
+    Model,
+    Out,
+    Overwrite,
+    Quick,
+    Seed,
+    check_model_spec,
+    check_readable_file,
+    check_writable_file,
+    print_run,
+    start_fresh,
+    system_app,
+)
+from paperlab.core.errors import UserError
 
 app = system_app("tsv", "TSV: a truthfulness separator vector steers LLM latents for hallucination detection.")
 
@@ -16,6 +30,7 @@ app = system_app("tsv", "TSV: a truthfulness separator vector steers LLM latents
 def run(
     quick: Quick = False,
     out: Out = None,
+    overwrite: Overwrite = False,
     model: Model = "default",
     labeller: Annotated[str | None, typer.Option(help="Answer labels: embed (MiniLM margin) or rouge.")] = None,
     layer: Annotated[int | None, typer.Option(min=0, help="Steering block (default: 9/32 of the depth).")] = None,
@@ -31,12 +46,19 @@ def run(
     seed: Seed = 0,
 ) -> None:
     """Generate answers, label them, train TSV (stage 1 + OT), compare with baselines, write the report."""
-    from paperlab.tsv.experiment import reproduce
+    # every value is checked before any work: a bad one is a one-line error and leaves no run folder
+    check_model_spec(model, "--model")
+    for name, v in (("--lambda", lam), ("--tau", tau), ("--lr", lr)):
+        if v is not None and not math.isfinite(v):
+            raise UserError(f"{name} must be a finite number, got {v}", "see `paperlab tsv run --help`")
+    from paperlab.tsv.experiment import default_config, reproduce
 
     overrides = {k_: v for k_, v in dict(
         model=model, labeller=labeller, layer=layer, lam=lam, tau=tau, lr=lr, stage1_epochs=stage1_epochs,
         stage2_epochs=stage2_epochs, k=k, n_wild=n_wild, n_test=n_test, threads=threads, seed=seed,
     ).items() if v is not None}
+    default_config(quick, **overrides)  # the settings' own checks (ranges, labeller), still before any work
+    start_fresh(out, overwrite)
     print_run(reproduce(quick=quick, out=out, **overrides))
 
 
@@ -49,8 +71,14 @@ def score(
     """Write p(truthful) for each (question, answer) line of INPUT with a trained detector."""
     import json
 
-    from paperlab.tsv.detector import score_file
+    if not detector.is_dir():
+        raise UserError(f"--detector {detector} is not a folder", "pass the detector/ folder of a TSV run")
+    check_readable_file(input, "--input")
+    if output is not None:
+        check_writable_file(output, "--output", parent_must_exist=True)
+    from paperlab.tsv.detector import read_pairs, score_file
 
+    read_pairs(input)  # a malformed line is an error before the detector's model is loaded
     records = score_file(detector, input, output)
     if output is not None:
         typer.echo(f"wrote {len(records)} scores to {output}")

@@ -98,7 +98,7 @@ class Detector:
 
 
 def _layers(model):
-    from paperlab.tsv.steering import decoder_layers
+    from paperlab.core.internals import decoder_layers
 
     return decoder_layers(model)
 

@@ -10,8 +10,9 @@ Pipeline (every step on this run's own data):
 4. baselines: perplexity, raw-embedding prototypes, logistic probe (same 32 exemplars);
 5. TSV stage 1 and stage 1 + OT (:class:`paperlab.tsv.training.TSVTrainer`), epochs selected on
    the validation split;
-6. test AUROC with bootstrap CIs (paired with TSV for the differences), claims, plots; the final
-   detector is saved to ``<run>/detector`` and re-loaded to check it reproduces its test scores.
+6. test AUROC with stratified bootstrap CIs, paired with TSV for the differences that decide the
+   claims (:func:`make_claims`), plots; the final detector is saved to ``<run>/detector`` and
+   re-loaded to check it reproduces its test scores.
 
 Claims: ``tsv_beats_baselines``, ``tsv_ot_stage``.
 """
@@ -26,7 +27,8 @@ import numpy as np
 from pydantic import BaseModel, Field, field_validator
 
 from paperlab.core.errors import UserError
-from paperlab.core.runs import Run, build_config, claim, markdown_table
+from paperlab.core.runs import Claim, Run, build_config, claim, markdown_table
+from paperlab.core.stats import auroc, auroc_ci, auroc_diff
 
 PAPER = "How to Steer LLM Latents for Hallucination Detection? (Park et al., ICML 2025, arXiv 2503.01917)"
 METHODS = ("perplexity", "raw_prototypes", "probe", "tsv_stage1", "tsv")
@@ -88,33 +90,34 @@ class TSVConfig(BaseModel):
 
 
 # ------------------------------------------------------------------------------------------
-# Statistics
+# Claims
 # ------------------------------------------------------------------------------------------
 
 
-def auroc(y, s) -> float:
-    from sklearn.metrics import roc_auc_score
+def make_claims(y_test, scores: dict[str, np.ndarray], cfg: TSVConfig) -> list[Claim]:
+    """The paper's claims, decided on paired AUROC differences over the test questions.
 
-    y = np.asarray(y)
-    return float(roc_auc_score(y, s)) if len(set(y.tolist())) == 2 else float("nan")
-
-
-def bootstrap_aurocs(y, scores: dict[str, np.ndarray], n: int, seed: int) -> dict[str, np.ndarray]:
-    """AUROC of every method on the same ``n`` bootstrap resamples of the test set (paired)."""
-    rng = np.random.default_rng(seed)
-    y = np.asarray(y)
-    out = {m: [] for m in scores}
-    for _ in range(n):
-        idx = rng.integers(0, len(y), len(y))
-        if len(set(y[idx].tolist())) < 2:
-            continue
-        for m, s in scores.items():
-            out[m].append(auroc(y[idx], np.asarray(s)[idx]))
-    return {m: np.asarray(v) for m, v in out.items()}
-
-
-def ci(x: np.ndarray) -> list[float]:
-    return [float(np.percentile(x, 2.5)), float(np.percentile(x, 97.5))] if len(x) else [float("nan")] * 2
+    ``scores[m][i]`` is method ``m``'s truthfulness score of test answer ``i`` (label ``y_test[i]``).
+    Every difference is a paired stratified bootstrap over the same test questions
+    (:func:`paperlab.core.stats.auroc_diff`): TSV and each baseline score the same answers. One
+    training seed: the interval covers which test questions were drawn, not training variation.
+    """
+    note = (f"one training run (seed {cfg.seed}); the interval is over test questions, so it covers "
+            "evaluation noise only, not variation between training seeds")
+    d = {m: auroc_diff(y_test, scores["tsv"], scores[m], n_boot=cfg.bootstrap, seed=cfg.seed)
+         for m in (*BASELINES, "tsv_stage1")}
+    test_auroc = {m: auroc(y_test, scores[m]) for m in ("tsv", "tsv_stage1", *BASELINES)}
+    return [
+        claim("tsv_beats_baselines",
+              "Test AUROC of TSV (stage 1 + OT) is above the perplexity, raw-prototype and probe baselines "
+              "(paired AUROC difference over test questions, each > 0)",
+              {f"tsv - {b}": d[b] for b in BASELINES}, expect="greater",
+              tsv=test_auroc["tsv"], **{b: test_auroc[b] for b in BASELINES}, note=note),
+        claim("tsv_ot_stage", "Stage 2 (Sinkhorn pseudo-labels + retraining) raises test AUROC over stage 1 alone "
+              "(paired AUROC difference over test questions > 0)",
+              d["tsv_stage1"], expect="greater", stage1=test_auroc["tsv_stage1"],
+              stage1_plus_ot=test_auroc["tsv"], note=note),
+    ]
 
 
 # ------------------------------------------------------------------------------------------
@@ -146,12 +149,13 @@ def run_experiment(cfg: TSVConfig, out: Path | None = None) -> Path:
     import torch
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+    from paperlab.core.internals import decoder_layers
     from paperlab.core.models import load_lm, load_torch_model
     from paperlab.tsv.baselines import fit_probe, perplexity_scores, probe_scores, prototype_scores
     from paperlab.tsv.data import load_truthfulqa, paper_split
     from paperlab.tsv.detector import Detector
     from paperlab.tsv.labelling import answer_prompt, generate_answers, label_answers
-    from paperlab.tsv.steering import decoder_layers, encode_dataset, encode_texts
+    from paperlab.tsv.steering import encode_dataset, encode_texts
     from paperlab.tsv.training import TSVHyper, TSVTrainer, default_layer
 
     torch.set_num_threads(cfg.threads)
@@ -276,9 +280,11 @@ def run_experiment(cfg: TSVConfig, out: Path | None = None) -> Path:
     y_te = y[te]
     test_auroc = {m: auroc(y_te, s) for m, s in scores.items()}
     val_auroc = {m: auroc(y[val], s) for m, s in val_scores.items()}
-    boots = bootstrap_aurocs(y_te, scores, cfg.bootstrap, cfg.seed)
-    test_ci = {m: ci(b) for m, b in boots.items()}
-    diff_ci = {m: ci(boots["tsv"] - boots[m]) for m in scores if m != "tsv"}
+    cis = {m: auroc_ci(y_te, s, n_boot=cfg.bootstrap, seed=cfg.seed) for m, s in scores.items()}
+    test_ci = {m: [e.lo, e.hi] for m, e in cis.items()}
+    diffs = {m: auroc_diff(y_te, scores["tsv"], s, n_boot=cfg.bootstrap, seed=cfg.seed)
+             for m, s in scores.items() if m != "tsv"}
+    diff_ci = {m: [e.lo, e.hi] for m, e in diffs.items()}
     for rec in records:
         run.append("generations", rec)
     for m, s in scores.items():
@@ -287,16 +293,7 @@ def run_experiment(cfg: TSVConfig, out: Path | None = None) -> Path:
     (run.dir / "test_scores.jsonl").write_text(
         "".join(json.dumps(records[j], ensure_ascii=False) + "\n" for j in te), encoding="utf-8")
 
-    claims = [
-        claim("tsv_beats_baselines",
-              "Test AUROC of TSV (stage 1 + OT) is above the perplexity, raw-prototype and probe baselines",
-              holds=all(test_auroc["tsv"] > test_auroc[b] for b in BASELINES),
-              tsv=test_auroc["tsv"], **{b: test_auroc[b] for b in BASELINES},
-              tsv_ci95=test_ci["tsv"], paired_diff_ci95={b: diff_ci[b] for b in BASELINES}),
-        claim("tsv_ot_stage", "Stage 2 (Sinkhorn pseudo-labels + retraining) raises test AUROC over stage 1 alone",
-              holds=test_auroc["tsv"] > test_auroc["tsv_stage1"], stage1=test_auroc["tsv_stage1"],
-              stage1_plus_ot=test_auroc["tsv"], paired_diff_ci95=diff_ci["tsv_stage1"]),
-    ]
+    claims = make_claims(y_te, scores, cfg)
     cpu_s = time.process_time() - cpu_start
     results = {
         "test_auroc": test_auroc, "test_auroc_ci95": test_ci, "tsv_minus_method_ci95": diff_ci,
@@ -389,7 +386,8 @@ def report_sections(r: dict, cfg: TSVConfig) -> list[str]:
         "## Test AUROC (hallucination detection, truthful = positive class)", "",
         markdown_table(["method", "test AUROC", "95% bootstrap CI", "val AUROC", "TSV minus method, paired 95% CI"],
                        rows), "",
-        f"Bootstrap: {cfg.bootstrap} resamples of the test questions, paired across methods. "
+        f"Bootstrap: {cfg.bootstrap} resamples of the test questions, stratified by label (class counts kept) "
+        "and paired across methods. "
         f"Logistic probe C = {r['probe_C']:g} (picked on validation). Per-answer scores: `test_scores.jsonl`.",
         "",
         "## Data and labels", "",
@@ -467,5 +465,10 @@ def plot(run: Run, y_te, scores: dict, test_auroc: dict, test_ci: dict, res) -> 
     run.savefig(fig, "training", "TSV training loss and validation AUROC per epoch (dotted: selected epochs)")
 
 
+def default_config(quick: bool = False, **overrides) -> TSVConfig:
+    """The configuration ``reproduce(quick, out, **overrides)`` runs (``paperlab reproduce --skip-done`` hashes it)."""
+    return build_config(TSVConfig, "tsv", quick, overrides)
+
+
 def reproduce(quick: bool = False, out: Path | None = None, **overrides) -> Path:
-    return run_experiment(build_config(TSVConfig, "tsv", quick, overrides), out)
+    return run_experiment(default_config(quick, **overrides), out)

@@ -57,7 +57,7 @@ def generate_answers(lm, questions: Sequence[str], max_tokens: int = 64, on_resu
     params = GenerationParams(temperature=0.0, top_p=1.0, max_tokens=max_tokens, seed=0)
     batch = [[{"role": "user", "content": answer_prompt(q)}] for q in questions]
     raw = lm.chat(batch, params, on_result=on_result)
-    return [clean_answer(t) for t in raw]
+    return [clean_answer(r.text) for r in raw]
 
 
 @dataclass

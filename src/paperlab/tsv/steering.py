@@ -11,8 +11,10 @@ The steered model's final-layer hidden state of the last token (after the final 
 L2-normalised, is the embedding :math:`r` that the vMF prototypes classify
 (:mod:`paperlab.tsv.prototypes`).
 
-:class:`SteeringVector` implements the edit as a forward hook on block :math:`l` (any transformers
-decoder whose blocks sit in a ``layers`` ``ModuleList``; no patched model class).
+:class:`SteeringVector` implements the edit as a forward hook on block :math:`l`
+(:func:`paperlab.core.internals.residual_hook`; no patched model class). Block lookup, padding and
+log-prob plumbing come from :mod:`paperlab.core.internals`; the prefix cache (which swaps
+``model.model.layers``) needs a Llama-style decoder (Llama, Qwen, Mistral, Gemma, ...).
 
 **Prefix cache.** Blocks :math:`0..l` do not depend on :math:`v`, so their output
 :math:`h_l` is computed once per input (:func:`encode_dataset`) and training runs only blocks
@@ -36,28 +38,16 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-
-def base_model(model: nn.Module) -> nn.Module:
-    """The decoder stack without the LM head (``model.model`` for Llama-style checkpoints)."""
-    prefix = getattr(model, "base_model_prefix", "model")
-    return getattr(model, prefix, model)
-
-
-def decoder_layers(model: nn.Module) -> nn.ModuleList:
-    """The ``ModuleList`` of decoder blocks."""
-    base = base_model(model)
-    layers = getattr(base, "layers", None)
-    if not isinstance(layers, nn.ModuleList):
-        raise TypeError(f"{type(model).__name__} has no `layers` ModuleList; TSV needs a decoder-only "
-                        "transformers model (Llama, Qwen, Mistral, Gemma, ...)")
-    return layers
-
-
-def _add_to_output(output, delta: torch.Tensor):
-    """Add ``delta`` to a block's hidden-state output (a tensor, or a tuple in older transformers)."""
-    if isinstance(output, tuple):
-        return (output[0] + delta.to(output[0].dtype),) + tuple(output[1:])
-    return output + delta.to(output.dtype)
+from paperlab.core.errors import UserError
+from paperlab.core.internals import (
+    base_model,
+    decoder_layers,
+    head_logprobs,
+    last_token,
+    model_device,
+    pad_batch,
+    residual_hook,
+)
 
 
 class SteeringVector(nn.Module):
@@ -71,18 +61,15 @@ class SteeringVector(nn.Module):
         self.lam = lam
         self.v = nn.Parameter(torch.zeros(hidden_size))
 
-    def hook(self, module: nn.Module, args, output):
-        # h_l + lambda * v, broadcast over batch and positions
-        return _add_to_output(output, self.lam * self.v)
+    def edit(self, h: torch.Tensor) -> torch.Tensor:
+        # h_l + lambda * v, broadcast over batch and positions (lambda * v computed per forward: grad reaches v)
+        return h + (self.lam * self.v).to(h.dtype)
 
     @contextmanager
     def attached(self, model: nn.Module, layer: int) -> Iterator[None]:
         """Steer ``model`` at block ``layer`` inside the ``with`` block; the hook is removed after."""
-        handle = decoder_layers(model)[layer].register_forward_hook(self.hook)
-        try:
+        with residual_hook(model, layer, edit=self.edit, capture=False):
             yield
-        finally:
-            handle.remove()
 
 
 # --------------------------------------------------------------------------------------------
@@ -117,27 +104,6 @@ def encode_texts(tokenizer, prompts: Sequence[str], answers: Sequence[str], max_
         end = max(start + 1, min(n_lead + len(plain), len(ids)))
         out.append(Encoded(torch.tensor(ids, dtype=torch.long), start, end))
     return out
-
-
-def pad_batch(seqs: Sequence[torch.Tensor], pad_value: float = 0) -> tuple[torch.Tensor, torch.Tensor]:
-    """Right-pad a list of [T_i, ...] tensors to [B, T, ...]; return it and the [B, T] attention mask."""
-    t = max(len(s) for s in seqs)
-    out = seqs[0].new_full((len(seqs), t, *seqs[0].shape[1:]), pad_value)
-    mask = torch.zeros(len(seqs), t, dtype=torch.long)
-    for i, s in enumerate(seqs):
-        out[i, : len(s)] = s
-        mask[i, : len(s)] = 1
-    return out, mask
-
-
-def last_token(hidden: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    """Hidden state of the last non-pad token of each right-padded row: [B, T, d] -> [B, d]."""
-    last = mask.sum(1) - 1
-    return hidden[torch.arange(hidden.shape[0], device=hidden.device), last.to(hidden.device)]
-
-
-def model_device(model: nn.Module) -> torch.device:
-    return next(model.parameters()).device
 
 
 def forward_embeddings(model: nn.Module, batch: Sequence[Encoded]) -> torch.Tensor:
@@ -176,15 +142,8 @@ def encode_dataset(model: nn.Module, encoded: Sequence[Encoded], layer: int, bat
     states: list[torch.Tensor | None] = [None] * n
     emb: list[torch.Tensor | None] = [None] * n
     lp = torch.zeros(n)
-    captured: dict[str, torch.Tensor] = {}
-
-    def capture(module, args, output):
-        captured["h"] = output[0] if isinstance(output, tuple) else output
-
-    handle = decoder_layers(model)[layer].register_forward_hook(capture)
-    head = model.get_output_embeddings()
     dev = model_device(model)
-    try:
+    with residual_hook(model, layer) as h_l:
         for s in range(0, n, batch_size):
             idx = order[s: s + batch_size]
             batch = [encoded[i] for i in idx]
@@ -194,17 +153,13 @@ def encode_dataset(model: nn.Module, encoded: Sequence[Encoded], layer: int, bat
             reps = F.normalize(last_token(hidden, mask.to(dev)).float(), dim=-1).cpu()
             for j, i in enumerate(idx):
                 t = len(encoded[i].ids)
-                states[i] = captured["h"][j, :t].detach().cpu().clone()
+                states[i] = h_l.hidden[j, :t].cpu().clone()
                 emb[i] = reps[j]
                 a, b = encoded[i].answer_start, encoded[i].answer_end
                 # mean_t log p(x_t | x_<t) over the answer tokens
-                logits = head(hidden[j, a - 1: b - 1]).float()
-                tok_lp = torch.log_softmax(logits, -1).gather(1, encoded[i].ids[a:b, None].to(dev))[:, 0]
-                lp[i] = tok_lp.mean().cpu()
+                lp[i] = head_logprobs(model, hidden[j, a - 1: b - 1], encoded[i].ids[a:b]).mean().cpu()
             if progress is not None:
                 progress(len(idx))
-    finally:
-        handle.remove()
     return EncodedSet(states=states, ids=[e.ids for e in encoded], embeddings=torch.stack(emb),
                       answer_logprob=lp, layer=layer)
 
@@ -263,6 +218,9 @@ def prefix_mode(model: nn.Module, layer: int, states: torch.Tensor) -> Iterator[
     """
     base = base_model(model)
     real = decoder_layers(model)
+    if getattr(base, "layers", None) is not real:  # stubs are swapped in at base.layers
+        raise UserError(f"the TSV prefix cache needs a Llama-style decoder (blocks at model.model.layers), "
+                        f"not {type(model).__name__}", "use a Llama, Qwen, Mistral or Gemma model")
     tuple_out = _returns_tuple(model)
     stubs = [_Skip(real[i], tuple_out) for i in range(layer)] + [_Cached(real[layer], tuple_out, states)]
     base.layers = nn.ModuleList(stubs + list(real[layer + 1:]))

@@ -27,9 +27,9 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 import torch
 import torch.nn.functional as F
-from sklearn.metrics import roc_auc_score
 from torch import nn
 
+from paperlab.core.stats import auroc
 from paperlab.tsv.prototypes import VMFPrototypes, soft_cross_entropy
 from paperlab.tsv.sinkhorn import select_confident, sinkhorn_pseudo_labels
 from paperlab.tsv.steering import EncodedSet, SteeringVector, suffix_embeddings
@@ -94,10 +94,6 @@ class TSVResult:
     selected: list[int]  # wild positions selected in stage 2
     pseudo_labels: list[list[float]]  # their soft pseudo-labels
     hyper: dict
-
-
-def _auroc(y: Sequence[int], s: Sequence[float]) -> float:
-    return float(roc_auc_score(y, s)) if len(set(y)) == 2 else float("nan")
 
 
 @torch.no_grad()
@@ -179,7 +175,7 @@ class TSVTrainer:
         for ep in range(epochs):
             loss = self._epoch(opt, idx, y, hard_ema)
             check = (ep + 1) % self.hp.val_every == 0 or ep + 1 == epochs
-            auc = _auroc(list(val_y), self.scores(val_idx)) if len(val_idx) and check else float("nan")
+            auc = auroc(list(val_y), self.scores(val_idx)) if len(val_idx) and check else float("nan")
             log.epochs.append(ep + 1)
             log.loss.append(loss)
             log.val_auroc.append(auc)

@@ -7,12 +7,12 @@ on ``valid.txt`` and evaluate on ``test.txt``; :mod:`paperlab.core.lm_data`).
 
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
 from paperlab.core.errors import UserError
@@ -178,7 +178,7 @@ def routing_stats(model: torch.nn.Module) -> dict[str, float]:
 
 
 def _train_variant(name: str, cfg: UoERunConfig, data, run_dir: Path) -> tuple[torch.nn.Module, dict]:
-    from paperlab.core.trainer import TrainConfig, train
+    from paperlab.core.trainer import TrainConfig, evaluate, finished_training, train
     from paperlab.core.transformer import TransformerConfig
 
     train_data, val_data, tok = data
@@ -191,25 +191,28 @@ def _train_variant(name: str, cfg: UoERunConfig, data, run_dir: Path) -> tuple[t
                       warmup_steps=cfg.warmup_steps, eval_every=cfg.eval_every, eval_tokens=cfg.eval_tokens,
                       checkpoint_every=cfg.eval_every, precision=cfg.precision, seed=cfg.seed)
     vdir = run_dir / name
-    done = vdir / "history.json"
-    if done.exists() and (vdir / "checkpoint.pt").exists():
-        hist = json.loads(done.read_text())
-        if hist.get("steps_done") == cfg.steps:          # finished earlier: reuse (resumable runs)
-            state = torch.load(vdir / "checkpoint.pt", map_location="cpu", weights_only=False)
-            model.load_state_dict(state["model"])
-            return model, hist
+    hist = finished_training(model, trc, vdir)           # finished earlier with this exact setup: reuse it
+    if hist is not None:
+        if not hist.get("final_val_seq_losses"):         # written before per-window losses were recorded
+            _, hist["final_val_seq_losses"] = evaluate(model, val_data, trc, per_sequence=True)
+        return model, hist
     hist = train(model, train_data, val_data, trc, vdir, progress=True, desc=f"uoe: {name}")
     return model, hist
+
+
+def default_config(quick: bool = False, **overrides: Any) -> UoERunConfig:
+    """The configuration ``reproduce(quick, out, **overrides)`` runs (``paperlab reproduce --skip-done`` hashes it)."""
+    return (UoERunConfig.quick() if quick else UoERunConfig()).with_overrides(**overrides)
 
 
 def reproduce(quick: bool = False, out: Path | None = None, **overrides: Any) -> Path:
     """Run the UoE comparison; return the run directory (report.md, results.json, PNG plots)."""
     from paperlab.core import flops as fl
     from paperlab.core.lm_data import lm_datasets
-    from paperlab.core.runs import Run, claim, markdown_table
+    from paperlab.core.runs import Run, markdown_table
 
     torch.set_num_threads(min(2, torch.get_num_threads()))
-    cfg = (UoERunConfig.quick() if quick else UoERunConfig()).with_overrides(**overrides)
+    cfg = default_config(quick, **overrides)
     run = Run("uoe", out, config=asdict(cfg))
 
     # 1. exact equivalence of the decomposition (float64, this run's widths)
@@ -235,32 +238,13 @@ def reproduce(quick: bool = False, out: Path | None = None, **overrides: Any) ->
             "train_tokens_per_s": hist["tokens"] / max(hist["train_seconds"], 1e-9),
             "future_leak": leak, "diverged": hist["diverged"],
             "curve": {"step": hist["val_step"], "val_loss": hist["val_loss"]}, **stats,
+            "val_seq_losses": hist.get("final_val_seq_losses") or [],     # per validation window (claim units)
         }
-        run.append("models", {"name": name, **{k: v for k, v in rows[name].items() if k != "curve"}})
+        run.append("models", {"name": name, **{k: v for k, v in rows[name].items()
+                                               if k not in ("curve", "val_seq_losses")}})
 
     # 3. claims
-    claims = [claim("decomposition_exact",
-                    "The decomposed MLP and attention with all experts and tokens selected equal the dense "
-                    "layers (forward and backward, float64, max abs difference < 1e-9)",
-                    holds=max(eq.values()) < 1e-9, **eq)]
-    if "uoe" in rows and "moe" in rows:
-        u, m = rows["uoe"], rows["moe"]
-        claims.append(claim(
-            "uoe_vs_moe_at_flops",
-            "UoE reaches a lower validation perplexity than the top-k MoE while computing fewer FLOPs per token",
-            holds=u["val_ppl"] < m["val_ppl"] and u["flops_per_token"] < m["flops_per_token"],
-            uoe_ppl=u["val_ppl"], moe_ppl=m["val_ppl"], uoe_flops=u["flops_per_token"],
-            moe_flops=m["flops_per_token"], flops_ratio=u["flops_per_token"] / m["flops_per_token"],
-            ppl_diff=m["val_ppl"] - u["val_ppl"]))
-    if "smha" in rows and "dense" in rows:
-        s, d = rows["smha"], rows["dense"]
-        claims.append(claim(
-            "smha_saves_flops",
-            "SMHA's counted attention FLOPs per token are below dense multi-head attention's",
-            holds=s["attention_flops"] < d["attention_flops"],
-            smha_attention_flops=s["attention_flops"], dense_attention_flops=d["attention_flops"],
-            attention_ratio=s["attention_flops"] / d["attention_flops"], smha_ppl=s["val_ppl"],
-            dense_ppl=d["val_ppl"]))
+    claims = make_claims(rows, eq, cfg.seed)
 
     # 4. report
     _plot(run, rows)
@@ -300,7 +284,7 @@ def reproduce(quick: bool = False, out: Path | None = None, **overrides: Any) ->
         "count what the batched implementation computes, padding slots included). *kept*: fraction of the "
         "tokens' expert selections that fit in the experts' capacity. *future leak*: max |change| of the "
         "logits of the first half of a sequence when its second half is replaced (0 = causal).",
-        "## Verdict\n\n" + _verdict(rows),
+        "## Verdict\n\n" + _verdict(rows, claims),
         "## Equivalence check\n\n" + markdown_table(["quantity", "max abs(decomposed - dense)"], list(eq.items())),
     ]
     scale_note = (
@@ -318,20 +302,83 @@ def reproduce(quick: bool = False, out: Path | None = None, **overrides: Any) ->
     return run.dir
 
 
-def _verdict(rows: dict[str, dict[str, Any]]) -> str:
+#: the decomposed layers must equal the dense ones to this max abs difference (float64)
+EQUIVALENCE_TOL = 1e-9
+
+
+def _ppl(x: np.ndarray) -> float:
+    return float(np.exp(np.mean(x)))
+
+
+def make_claims(rows: dict[str, dict[str, Any]], eq: dict[str, float], seed: int = 0) -> list:
+    """The run's claims from its measurements: ``eq`` (:func:`equivalence_errors`) and ``rows[name]`` with
+    ``flops_per_token``, ``attention_flops``, ``val_ppl`` and ``val_seq_losses`` (final validation loss of
+    each validation window, the same windows for every model)."""
+    from paperlab.core.runs import by_construction, claim
+    from paperlab.core.stats import Estimate, exact, paired_bootstrap_diff
+
+    claims = [claim("decomposition_exact",
+                    "The decomposed MLP and attention with all experts and tokens selected equal the dense "
+                    f"layers (forward and backward, float64, max abs difference < {EQUIVALENCE_TOL:g})",
+                    exact(max(eq.values())), expect="less", null=EQUIVALENCE_TOL, **eq)]
+    if "uoe" in rows and "moe" in rows:
+        u, m = rows["uoe"], rows["moe"]
+        a, b = u.get("val_seq_losses") or [], m.get("val_seq_losses") or []
+        if a and len(a) == len(b):
+            ppl = paired_bootstrap_diff(a, b, stat=_ppl)
+        else:
+            ppl = Estimate(float("nan"), float("nan"), float("nan"), 0,
+                           "paired percentile bootstrap over validation windows (per-window losses missing)")
+        claims.append(claim(
+            "uoe_vs_moe_at_flops",
+            "UoE reaches a lower validation perplexity than the top-k MoE while computing fewer FLOPs per token",
+            {"validation perplexity, UoE - MoE": ppl,
+             "forward FLOPs per token, UoE - MoE": exact(u["flops_per_token"] - m["flops_per_token"],
+                                                         "exact (counted FLOPs of the configuration)")},
+            expect="less", null=0.0,
+            note=f"one training seed ({seed}): the perplexity interval is a paired bootstrap over the {ppl.n} "
+                 "validation windows (the same windows for both models), so it covers evaluation noise only, not "
+                 "training-seed variation; the FLOPs part is arithmetic on the configuration.",
+            uoe_ppl=u["val_ppl"], moe_ppl=m["val_ppl"], uoe_flops=u["flops_per_token"],
+            moe_flops=m["flops_per_token"], flops_ratio=u["flops_per_token"] / m["flops_per_token"],
+            ppl_diff=m["val_ppl"] - u["val_ppl"]))
+    if "smha" in rows and "dense" in rows:
+        s, d = rows["smha"], rows["dense"]
+        claims.append(by_construction(
+            "smha_saves_flops",
+            "SMHA's counted attention FLOPs per token are below dense multi-head attention's",
+            s["attention_flops"] < d["attention_flops"],
+            smha_attention_flops=s["attention_flops"], dense_attention_flops=d["attention_flops"],
+            attention_ratio=s["attention_flops"] / d["attention_flops"], smha_ppl=s["val_ppl"],
+            dense_ppl=d["val_ppl"]))
+    return claims
+
+
+def _ppl_gap(a: dict[str, Any], b: dict[str, Any]) -> str:
+    """``a``'s validation perplexity minus ``b``'s with its paired interval over validation windows, as text."""
+    from paperlab.core.stats import paired_bootstrap_diff
+
+    x, y = a.get("val_seq_losses") or [], b.get("val_seq_losses") or []
+    if not x or len(x) != len(y):
+        return f"difference {a['val_ppl'] - b['val_ppl']:+.3f} (no per-window losses: no interval)"
+    e = paired_bootstrap_diff(x, y, stat=_ppl)
+    return f"difference {e.value:+.3f}, 95% CI [{e.lo:+.3f}, {e.hi:+.3f}] over {e.n} validation windows"
+
+
+def _verdict(rows: dict[str, dict[str, Any]], claims: list) -> str:
     if "uoe" not in rows or "moe" not in rows:
         return "UoE and MoE were not both trained in this run."
     u, m = rows["uoe"], rows["moe"]
-    better = u["val_ppl"] < m["val_ppl"]
-    cheaper = u["flops_per_token"] < m["flops_per_token"]
+    verdict = next(c.verdict for c in claims if c.id == "uoe_vs_moe_at_flops")
     ratio = u["flops_per_token"] / m["flops_per_token"]
-    s = (f"At this scale UoE {'**beats**' if better and cheaper else '**does not beat**'} the top-k MoE at lower "
-         f"FLOPs: validation perplexity {u['val_ppl']:.3f} vs {m['val_ppl']:.3f} "
-         f"({'lower' if better else 'higher'}) with {ratio:.0%} of the MoE's forward FLOPs per token.")
+    s = (f"At this scale the claim that UoE beats the top-k MoE at lower FLOPs is **{verdict}**: validation "
+         f"perplexity {u['val_ppl']:.3f} vs {m['val_ppl']:.3f} ({_ppl_gap(u, m)}; one training seed, so the "
+         f"interval covers evaluation noise only) with {ratio:.0%} of the MoE's forward FLOPs per token.")
     if "uoe_nodrop" in rows:
         n = rows["uoe_nodrop"]
         s += (f" Without capacity drops (causal routing, future leak {n['future_leak']:.2g}) UoE reaches "
-              f"{n['val_ppl']:.3f} at {n['flops_per_token'] / m['flops_per_token']:.0%} of the MoE's FLOPs.")
+              f"{n['val_ppl']:.3f} ({_ppl_gap(n, m)} to the MoE) at "
+              f"{n['flops_per_token'] / m['flops_per_token']:.0%} of the MoE's FLOPs.")
     if "dense" in rows:
         d = rows["dense"]
         s += (f" The dense model reaches {d['val_ppl']:.3f} at {d['flops_per_token'] / m['flops_per_token']:.0%} "
