@@ -1,106 +1,165 @@
-"""``make_claims`` on synthetic measurements built to give each verdict (no training, no MCMC)."""
+"""The claims on synthetic measurements built to give each verdict (no training, no MCMC)."""
 
 import numpy as np
 import pytest
 
-from paperlab.fm_inverse.experiment import COVERAGE_MARGIN, ERROR_RATIO_BOUND, make_claims
+from paperlab.fm_inverse.claims import COVERAGE_MARGIN, make_claims
+from paperlab.fm_inverse.evaluate import c2st_test, coverage, moment_comparison, normalised_ranks, sbc_ranks
 
 LEVELS = [0.5, 0.8, 0.9, 0.95]
-RNG = np.random.default_rng(0)
-BASE = 0.05 + 0.01 * RNG.random(11)                       # MCMC errors of 11 reference cases
+NAMES = ["a", "b", "c"]
 N = list(range(2, 10))
 
 
-def measurements(**over):
+def gaussian_case(label, scale=1.0, shift=0.0, converged=True, seed=0, n=1500):
+    """A reference case whose 'CFM' samples are N(shift, scale^2) against an N(0, 1) reference."""
+    rng = np.random.default_rng(seed)
+    ref = rng.standard_normal((n, 3))
+    x = shift + scale * rng.standard_normal((n, 3))
+    return {"label": label, "c2st": c2st_test(x, ref, seed=seed, n=800), "reference_converged": converged,
+            "moments": moment_comparison(x, ref, NAMES, n_boot=300, seed=seed)}
+
+
+@pytest.fixture(scope="module")
+def good_cases():
+    return [gaussian_case(f"m0/N={n}", seed=n) for n in (3, 6)]
+
+
+def calibration_inputs(kind: str, K: int = 600, S: int = 100, seed: int = 0):
+    """Truths and posterior samples of a conjugate Gaussian model: theta ~ N(0, 1), y ~ N(theta, 0.5^2).
+
+    ``exact``: the true posterior; ``prior``: the prior as 'posterior' (calibrated per parameter, blind to
+    the data); ``narrow``: the posterior with half its spread (overconfident).
+    """
+    rng = np.random.default_rng(seed)
+    theta = rng.standard_normal((K, 3))
+    y = theta + 0.5 * rng.standard_normal((K, 3))
+    post_var = 1 / (1 + 1 / 0.25)
+    mean, sd = post_var * y / 0.25, np.sqrt(post_var)
+    if kind == "prior":
+        mean, sd = np.zeros_like(y), 1.0
+    if kind == "narrow":
+        sd = sd / 2
+    samples = mean[:, None] + sd * rng.standard_normal((K, S, 3))
+    # The log-likelihood test quantity: log p(y | theta) summed over the three coordinates.
+    ll = lambda th: -0.5 * (((y[:, None] - th) / 0.5) ** 2).sum(-1)            # noqa: E731
+    lik_rank = (ll(samples) < ll(theta[:, None])).sum(1)
+    return {"coverage": coverage(samples, theta, LEVELS), "sbc_cases": K,
+            "rank_u": normalised_ranks(sbc_ranks(samples, theta), S), "lik_u": normalised_ranks(lik_rank, S, seed=1)}
+
+
+def measurements(cases, calibration=None, **over):
     truths = 10
-    falling = 0.2 / np.asarray(N, dtype=float)[None] * (1 + 0.1 * RNG.random((truths, len(N))))
-    m = {"problem": "seir", "baseline": "reference (emcee)", "error_name": "trajectory",
-         "case_labels": [f"m{i % 4}/N={2 + i % 8}" for i in range(11)], "cfm_err": 1.1 * BASE, "base_err": BASE,
-         "eval_N": N, "err": falling, "coverage": {"levels": LEVELS, "empirical": LEVELS}, "sbc_cases": 2000,
-         "cfm_seconds": [0.10, 0.11, 0.12], "mcmc_seconds": [30.0, 33.0, 29.0, 31.0], "mh_key": 10000,
-         "timing_samples": 1000}
-    return m | over
+    falling = 0.2 / np.asarray(N, dtype=float)[None] * (1 + 0.1 * np.random.default_rng(0).random((truths, len(N))))
+    m = {"baseline": "reference", "param_names": NAMES, "cases": cases, "error_name": "trajectory", "eval_N": N,
+         "err": falling, "timing_samples": 1000,
+         "speed_cases": [{"label": "a", "cfm_seconds": 0.1, "mcmc_seconds": 30.0, "reached": True},
+                         {"label": "b", "cfm_seconds": 0.12, "mcmc_seconds": 20.0, "reached": True},
+                         {"label": "c", "cfm_seconds": 0.11, "mcmc_seconds": 40.0, "reached": False}]}
+    return m | (calibration or calibration_inputs("exact")) | over
 
 
-def claim_of(cid, **over):
-    return {c.id: c for c in make_claims(measurements(**over))}[cid]
+def claim_of(cid, cases, **over):
+    return {c.id: c for c in make_claims(measurements(cases, **over))}[cid]
 
 
-# ---- cfm_matches_mcmc: ratio of mean errors, bootstrap over reference cases, expected < 1.5
+# ---- the two-sample tools
 
 
-@pytest.mark.parametrize(("factor", "verdict"), [(1.1, "holds"), (2.5, "contradicted")])
-def test_error_ratio(factor, verdict):
-    c = claim_of("cfm_matches_mcmc", cfm_err=factor * BASE * (1 + 0.05 * RNG.standard_normal(11)))
-    assert c.verdict == verdict
-    assert c.values["test"] == {"expect": "less", "null": ERROR_RATIO_BOUND}
-    assert c.values["evidence"]["n"] == 11 and "4 distinct truth" in c.values["note"]
+def test_c2st_separates_different_and_not_identical_distributions():
+    rng = np.random.default_rng(0)
+    same = c2st_test(rng.standard_normal((1000, 3)), rng.standard_normal((1000, 3)), permutations=3)
+    lo, hi = same["null_95"]
+    assert lo - 0.02 <= same["accuracy"] <= hi + 0.02 and 0.45 < lo < 0.5 < hi < 0.55
+    assert all(0.4 < a < 0.6 for a in same["permutation_null"]) and same["permutation_p"] > 0.05
+    wide = c2st_test(1.6 * rng.standard_normal((1000, 3)), rng.standard_normal((1000, 3)))
+    assert wide["estimate"].lo > 0.6                                    # a 1.6x spread is easy to tell
+    assert wide["total"] == 2000 and wide["correct"] == round(wide["accuracy"] * 2000)
 
 
-def test_error_ratio_straddling_the_bound_is_inconclusive():
-    cfm = BASE * np.where(np.arange(11) % 2, 0.6, 2.6)        # per-case ratios 0.6 and 2.6: mean ratio ~1.5
-    c = claim_of("cfm_matches_mcmc", cfm_err=cfm)
-    assert c.verdict == "inconclusive"
+def test_moment_comparison_recovers_shift_and_ratio():
+    rng = np.random.default_rng(1)
+    ref = rng.normal(2.0, 0.5, size=(4000, 2))
+    x = rng.normal(2.1, 0.75, size=(4000, 2))
+    mo = moment_comparison(x, ref, ["p", "q"], n_boot=300)
+    for k in ("p", "q"):
+        assert mo[k]["mean_shift"].lo < 0.2 < mo[k]["mean_shift"].hi
+        assert mo[k]["std_ratio"].lo < 1.5 < mo[k]["std_ratio"].hi
 
 
-def test_one_reference_case_is_inconclusive_not_the_point_ratio():
-    c = claim_of("cfm_matches_mcmc", cfm_err=[0.01], base_err=[0.05], case_labels=["m0/N=4"])
-    assert c.verdict == "inconclusive" and c.values["cfm_error"] == pytest.approx(0.01)
+# ---- cfm_matches_mcmc: two-sided, C2ST and per-parameter moments, converged reference
 
 
-# ---- error_falls_with_n: Spearman over (truth, N) and the largest-vs-smallest-N difference over truths
+def test_matching_posteriors_hold(good_cases):
+    c = claim_of("cfm_matches_mcmc", good_cases)
+    assert c.verdict == "holds", c.values["parts_not_holding"]
+    assert c.values["parts"] == 2 * (2 + 2 * len(NAMES))
 
 
-def test_error_falls_with_n_holds():
-    c = claim_of("error_falls_with_n")
-    assert c.verdict == "holds" and c.values["evidence"]["Spearman rho(N, error)"]["n"] == 80
-
-
-def test_error_rising_with_n_is_contradicted():
-    c = claim_of("error_falls_with_n", err=measurements()["err"][:, ::-1])
+@pytest.mark.parametrize("scale", [1.5, 0.6])
+def test_too_wide_or_too_narrow_is_contradicted(scale):
+    """Two-sided: a 1.5x too wide posterior (the old quick model) and an overconfident one both fail."""
+    c = claim_of("cfm_matches_mcmc", [gaussian_case("m0/N=3", scale=scale)])
     assert c.verdict == "contradicted"
+    assert any("std ratio" in k for k in c.values["parts_not_holding"])
 
 
-def test_flat_noisy_error_is_inconclusive():
-    c = claim_of("error_falls_with_n", err=0.05 + 0.01 * np.random.default_rng(3).random((10, len(N))))
+def test_shifted_posterior_is_contradicted():
+    c = claim_of("cfm_matches_mcmc", [gaussian_case("m0/N=3", shift=0.5)])
+    assert c.verdict == "contradicted" and any("mean shift" in k for k in c.values["parts_not_holding"])
+
+
+def test_unconverged_reference_cannot_support_the_claim():
+    c = claim_of("cfm_matches_mcmc", [gaussian_case("m0/N=3", converged=False)])
     assert c.verdict == "inconclusive"
+    assert c.values["parts_not_holding"] == ["m0/N=3: reference converged (autocorrelation rule)"]
 
 
-# ---- coverage_calibrated: per level, Wilson interval over cases within nominal +- margin
+# ---- coverage_calibrated: per parameter, SBC uniformity, the likelihood as a test quantity
 
 
-def test_coverage_calibrated_holds_with_many_cases():
-    c = claim_of("coverage_calibrated")
-    assert c.verdict == "holds" and len(c.values["evidence"]) == 4
-    assert c.values["test"] == {"expect": "within", "null": 0.0, "margin": COVERAGE_MARGIN}
+def test_exact_posterior_is_calibrated():
+    c = claim_of("coverage_calibrated", [], calibration=calibration_inputs("exact"))
+    assert c.verdict == "holds", c.values["parts_not_holding"]
+    assert c.values["parts"] == len(LEVELS) * len(NAMES) + len(NAMES) + 2
 
 
-def test_coverage_far_off_is_contradicted():
-    cov = {"levels": LEVELS, "empirical": [0.2, 0.4, 0.5, 0.6]}       # overconfident
-    c = claim_of("coverage_calibrated", coverage=cov)
+def test_prior_as_posterior_fails_on_the_likelihood_rank():
+    """The prior is calibrated per parameter -- only a data-dependent test quantity exposes it."""
+    c = claim_of("coverage_calibrated", [], calibration=calibration_inputs("prior"))
     assert c.verdict == "contradicted"
+    failing = c.values["parts_not_holding"]
+    assert failing and all(k.startswith("log-likelihood") for k in failing)
 
 
-def test_coverage_on_few_cases_is_inconclusive():
-    c = claim_of("coverage_calibrated", sbc_cases=30)             # exact coverage, but 30 cases only
+def test_overconfident_posterior_fails_per_parameter_coverage():
+    c = claim_of("coverage_calibrated", [], calibration=calibration_inputs("narrow"))
+    assert c.verdict == "contradicted"
+    assert any("coverage - nominal" in k for k in c.values["parts_not_holding"])
+    assert c.values["test"]["expect"].startswith("every part")
+    assert COVERAGE_MARGIN == 0.1
+
+
+def test_few_calibration_cases_are_inconclusive():
+    c = claim_of("coverage_calibrated", [], calibration=calibration_inputs("exact", K=40))
     assert c.verdict == "inconclusive"
 
 
-# ---- cfm_faster_than_mcmc: bootstrap over timed chains, or one exact timing
+# ---- error_falls_with_n
 
 
-def test_faster_holds_and_slower_is_contradicted():
-    assert claim_of("cfm_faster_than_mcmc").verdict == "holds"
-    slow = claim_of("cfm_faster_than_mcmc", cfm_seconds=[100.0, 110.0])
-    assert slow.verdict == "contradicted"
+def test_error_falls_with_n_holds_and_reverses(good_cases):
+    assert claim_of("error_falls_with_n", good_cases).verdict == "holds"
+    rising = measurements(good_cases)["err"][:, ::-1]
+    assert claim_of("error_falls_with_n", good_cases, err=rising).verdict == "contradicted"
 
 
-def test_timing_straddling_one_is_inconclusive():
-    c = claim_of("cfm_faster_than_mcmc", cfm_seconds=[1.0], mcmc_seconds=[0.2, 0.3, 2.0, 2.5])
-    assert c.verdict == "inconclusive"
+# ---- cfm_faster_than_mcmc: at matched accuracy, lower bounds named
 
 
-def test_one_mcmc_timing_is_exact_and_says_so():
-    c = claim_of("cfm_faster_than_mcmc", mcmc_seconds=[30.0])
-    assert c.verdict == "holds" and c.values["evidence"]["n"] == 1
-    assert "single timing" in c.values["note"]
+def test_faster_at_matched_accuracy(good_cases):
+    c = claim_of("cfm_faster_than_mcmc", good_cases)
+    assert c.verdict == "holds" and c.values["lower_bound_cases"] == 1
+    assert "lower bound" in c.values["evidence"]["method"]
+    slow = [{"label": x, "cfm_seconds": 10.0, "mcmc_seconds": 1.0, "reached": True} for x in "abc"]
+    assert claim_of("cfm_faster_than_mcmc", good_cases, speed_cases=slow).verdict == "contradicted"

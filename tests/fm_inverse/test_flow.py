@@ -182,3 +182,21 @@ def test_both_variable_length_strategies_reduce_the_loss(strategy):
                      val=val, progress=False)
     assert hist["best_val_loss"] < 0.8 * before
     assert validation_loss(model, val, "gaussian") == pytest.approx(hist["best_val_loss"])
+
+
+def test_observation_warnings_name_what_leaves_the_training_range(tmp_path):
+    from paperlab.fm_inverse.cli import observation_warnings
+
+    p = tmp_path / "d.json"
+    p.write_text(json.dumps({"e": [1.4, 0.2], "u": [0.1, -0.2, 0.3], "row": [0.1, 0.15, 0.9], "col": [0.1, 0.2, 0.9]}))
+    meta = {"problem": "darcy", "train_n": [3, 10]}
+    warns = observation_warnings(read_observations(p, "darcy"), meta)
+    assert any("design e = (1.4, 0.2) outside" in w for w in warns)
+    assert any("share a cell" in w for w in warns)
+    q = tmp_path / "s.json"
+    q.write_text(json.dumps({"t": [1.0, 2.0, 3.5], "I": [1, 2, 3], "R": [0.5, 1, 2]}))
+    meta = {"problem": "seir", "train_n": [4, 10], "observation_model": {"t_low": 1.0, "t_high": 3.0}}
+    warns = observation_warnings(read_observations(q, "seir"), meta)
+    assert len(warns) == 2 and "3 observations" in warns[0] and "1..3.5 leave" in warns[1]
+    q.write_text(json.dumps({"t": [1.0, 2.0, 3.0, 1.5], "I": [1, 2, 3, 1], "R": [0.5, 1, 2, 1]}))
+    assert observation_warnings(read_observations(q, "seir"), meta) == []

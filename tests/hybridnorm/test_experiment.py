@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from paperlab.core.errors import UserError
-from paperlab.hybridnorm.experiment import is_stable, make_config, reproduce, unigram_loss
+from paperlab.hybridnorm.experiment import is_stable, make_config, reproduce, run_status, unigram_loss
 
 TINY = dict(depths=[1, 2], seeds=[0], steps=6, batch_size=2, seq_len=16, warmup_steps=2, d_model=16, n_heads=2,
             lr=2e-3, sweep_lrs=[2e-3, 0.5], variants=["pre", "post", "hybrid"], sweep_variants=["post", "hybrid"],
@@ -18,7 +18,7 @@ def test_reproduce_tiny_writes_claims_and_plots(tmp_path):
     run_dir = reproduce(quick=True, out=tmp_path / "run", **TINY)
     res = json.loads((run_dir / "results.json").read_text())
     ids = {c["id"]: c for c in res["claims"]}
-    assert set(ids) == {"hybridnorm_lower_loss", "hybridnorm_stable_high_lr"}
+    assert set(ids) == {"hybridnorm_lower_loss", "hybridnorm_stable_high_lr"}      # no HybridNorm* in TINY
     assert all(c["verdict"] in ("holds", "contradicted", "inconclusive") for c in ids.values())
     assert all(c["holds"] == (c["verdict"] == "holds") for c in ids.values())
     # one seed: the loss comparison is paired over the 256 / 16 = 16 validation windows, whose per-window
@@ -53,6 +53,17 @@ def test_stability_criterion():
     assert not is_stable({**ok, "diverged": True}, h1=3.3)
 
 
+def test_run_status_names_collapse_apart_from_divergence():
+    ok = {"train_loss": [4.0, 3.0], "diverged": False, "diverged_step": None, "final_val_loss": 2.5}
+    assert run_status(ok, h1=3.3) == "stable"
+    assert run_status({**ok, "final_val_loss": 3.25}, h1=3.3) == "collapsed"       # on the unigram plateau
+    assert run_status({**ok, "final_val_loss": 3.38}, h1=3.3) == "collapsed"
+    assert run_status({**ok, "final_val_loss": 4.0}, h1=3.3) == "stalled"          # finite, above unigram
+    assert run_status({**ok, "train_loss": [4.0, float("nan")]}, h1=3.3) == "diverged"
+    assert run_status({**ok, "diverged": True, "diverged_step": 7}, h1=3.3) == "diverged"
+    assert run_status({**ok, "final_val_loss": None}, h1=3.3) == "diverged"
+
+
 def test_unigram_loss_by_hand():
     train = torch.tensor([0, 0, 0, 1])                     # add-one smoothed over 3 symbols: 4/7, 2/7, 1/7
     targets = torch.tensor([0, 1, 2, 0])
@@ -68,3 +79,20 @@ def test_bad_options_are_user_errors():
     with pytest.raises(UserError):
         make_config(True, colour="blue")
     assert 2e-3 in make_config(True, lr=2e-3, sweep_lrs=[1e-2]).sweep_lrs
+
+
+def test_quick_tier_decides_each_variant_over_three_seeds():
+    cfg = make_config(True)
+    assert len(cfg.seeds) == 3 and {"pre", "hybrid", "hybrid_star"} <= set(cfg.variants)
+    assert cfg.sweep_seeds == [0] and "post" in cfg.sweep_variants
+
+
+def test_sweep_runs_on_its_own_seeds_and_reports_statuses(tmp_path):
+    run_dir = reproduce(quick=True, out=tmp_path / "run", **{**TINY, "depths": [1], "seeds": [0, 1],
+                                                            "sweep_seeds": [1]})
+    res = json.loads((run_dir / "results.json").read_text())
+    assert {r["seed"] for r in res["results"]["sweep"]} == {1}
+    assert all(r["status"] in ("stable", "collapsed", "stalled", "diverged") for r in res["results"]["sweep"])
+    report = (run_dir / "report.md").read_text()
+    assert "Runs by status: Post-Norm: " in report and "not a divergence" in report
+    assert sum(res["results"]["sweep_status_counts"]["post/lr0.5"].values()) == 1

@@ -96,3 +96,30 @@ def test_fixed_state_plateaus_is_paired_by_window():
 def test_one_window_gives_no_interval():
     c = claims(train=train(windows=1))["fixed_state_plateaus"]
     assert c.verdict == "inconclusive"
+
+
+def test_power_law_is_fitted_from_the_stated_smallest_split():
+    # the BOS artefact's signature: every point lowered by one constant (an unconverged H_2 in the correction;
+    # a false document start hurts the small L_x most). Fitted from L_x = 2 the exponent is inflated; the
+    # claim fits from fit_min_split = 16 up and reports the all-points beta beside it
+    rng = np.random.default_rng(0)
+    splits = [2 ** k for k in range(1, 10)]
+    x = np.asarray(splits, dtype=float)
+    s = 0.2 * x ** 0.5 - 0.15 + 0.05 * rng.standard_normal((48, x.size))
+    t = {"bipartite": {2: {"splits": splits, "direct_samples": s, "fit_direct": None, "fit_vclub": None}}}
+    cfg = L2MConfig(n_boot=300, max_split=512, fit_min_split=16)
+    c = {c.id: c for c in make_claims({"gaussian": gaussian(), "text": t}, cfg)}["bipartite_mi_power_law"]
+    beta = c.values["evidence"]["beta"]
+    assert abs(beta["value"] - 0.5) < 0.08 and beta["n"] == 48
+    assert c.values["beta_all_points"] > beta["value"] + 0.05 and c.values["fit_splits"] == splits[3:]
+    assert "from L_x = 16" in c.statement
+
+
+def test_fit_start_must_leave_three_points():
+    import pytest
+    from pydantic import ValidationError
+
+    with pytest.raises(ValidationError):
+        L2MConfig(max_split=64, fit_min_split=32)
+    with pytest.raises(ValidationError):
+        L2MConfig(fit_min_split=12)                                       # not a power of two

@@ -127,3 +127,17 @@ def test_logprobs_save_load_roundtrip(tmp_path):
 def test_derangement_has_no_fixed_point():
     d = derangement(7)
     assert sorted(d.tolist()) == list(range(7)) and not (d == np.arange(7)).any()
+
+
+def test_entropy_convergence_rises_to_the_full_text_estimate():
+    from paperlab.l2m.estimators import entropy_convergence
+
+    rng = np.random.default_rng(0)
+    # Zipf-like tokens over a large alphabet: the 2-gram entropy is underestimated on little text
+    p = 1.0 / np.arange(1, 3001)
+    seqs = [rng.choice(3000, size=40_000, p=p / p.sum()) for _ in range(4)]
+    rows = entropy_convergence(seqs, 2, chunk=1000, min_tokens=5000, seed=0)
+    assert [r["tokens"] for r in rows] == sorted(r["tokens"] for r in rows) and rows[-1]["tokens"] == 160_000
+    assert rows[-1]["h"] == pytest.approx(grassberger_entropy(ngram_counts(seqs, 2)).value, rel=1e-3)
+    assert rows[0]["delta"] is None and all(r["delta"] > 0 for r in rows[1:])       # still rising
+    assert rows[-1]["h"] - rows[0]["h"] > 0.2

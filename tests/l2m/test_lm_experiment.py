@@ -7,7 +7,15 @@ import pytest
 import torch
 
 from paperlab.core.errors import UserError
-from paperlab.l2m.lm import LMScorer, load_documents, sample_blocks, start_token_id
+from paperlab.l2m.lm import (
+    LMScorer,
+    load_documents,
+    load_extra_novels,
+    paragraph_offsets,
+    sample_blocks,
+    start_token_id,
+    tokenize_with_starts,
+)
 
 
 def test_lm_scorer_matches_full_logits(tiny_lm_dir):
@@ -36,6 +44,38 @@ def test_sample_blocks_are_disjoint_windows_of_documents():
         sample_blocks(docs, 50, 20)
 
 
+def test_blocks_open_at_paragraph_starts(tiny_lm_dir):
+    """No block opens mid-sentence behind the scorer's document-start token (the old tiling did)."""
+    from transformers import AutoTokenizer
+
+    from paperlab.core.data import data_path
+
+    tok = AutoTokenizer.from_pretrained(tiny_lm_dir)
+    text = data_path("gutenberg", "105.txt").read_text(encoding="utf-8")[:40000]
+    (ids,), (starts,) = tokenize_with_starts([text], tok, "paragraph")
+    assert tok.decode(ids) == text                                    # tokenized piecewise, nothing lost
+    offs = paragraph_offsets(text)
+    assert len(starts) == len(offs) > 50 and offs[0] == 0
+    for s, o in zip(starts, offs, strict=True):                        # each start token opens its paragraph
+        assert (o == 0 or text[:o].rstrip(" \t").endswith("\n\n")) and tok.decode(ids[s: s + 3]) == text[o: o + len(tok.decode(ids[s: s + 3]))]
+    blocks = sample_blocks([ids], 12, 64, seed=0, starts=[starts])
+    at = {tuple(ids[s: s + 64]) for s in starts}
+    assert all(tuple(b) in at for b in blocks)
+    old = sample_blocks([ids], 12, 64, seed=0)                       # the old tiling: mid-sentence openings
+    assert sum(tuple(b) in at for b in old) < 6
+    # chapter starts: the headings
+    (_,), (ch,) = tokenize_with_starts([text], tok, "chapter")
+    assert len(ch) == text.count("\nChapter ") and all(tok.decode(ids[s: s + 4]).startswith("Chapter") for s in ch)
+    with pytest.raises(UserError):
+        sample_blocks([ids], len(ch) + 1, 64, starts=[ch])
+
+
+def test_extra_novels_are_packaged():
+    extra = load_extra_novels()
+    assert len(extra) == 11 and min(len(d) for d in extra) > 300_000
+    assert all("\r" not in d for d in extra)
+
+
 def test_packaged_corpora_are_long_documents():
     g = load_documents("gutenberg")
     assert len(g) == 4 and min(len(d) for d in g) > 400_000
@@ -57,7 +97,7 @@ def test_reproduce_end_to_end_tiny(tiny_lm_dir, tmp_path):
     (corpus / "b.txt").write_text(text[40000:80000])
     run_dir = reproduce(
         quick=True, out=tmp_path / "run", model=f"hf:{tiny_lm_dir}", corpus=str(corpus), n_samples=6, max_split=8,
-        ratios=[2, 3], max_distance=16, gaussian_samples=300, gaussian_max_split=16, train_steps=4,
+        ratios=[2, 3], fit_min_split=2, max_distance=16, gaussian_samples=300, gaussian_max_split=16, train_steps=4,
         train_d_model=16, train_layers=1, train_heads=2, train_seq_len=32, train_batch=4, eval_windows=8,
         n_boot=50, threads=1, state_lengths=[8, 16, 32])
     res = json.loads((run_dir / "results.json").read_text())

@@ -9,8 +9,17 @@ import pytest
 from paperlab.core.cache import Cache
 from paperlab.core.models import CachedLM, GenerationParams, load_lm
 from paperlab.core.translate import load_translator, split_sentences
-from paperlab.telephone.chains import LMPlayer, MTPlayer, Setup, fixed_point_iteration, run_chain
-from paperlab.telephone.experiment import load_passages
+from paperlab.telephone.chains import (
+    Hop,
+    LMPlayer,
+    MTPlayer,
+    Setup,
+    degenerate,
+    fixed_point_iteration,
+    repetition_loop,
+    run_chain,
+)
+from paperlab.telephone.experiment import DOMAINS, lead, load_passages
 from paperlab.telephone.prompts import LEVELS, build_prompt
 
 needs_apertium = pytest.mark.skipif(shutil.which("apertium") is None, reason="apertium not installed")
@@ -125,3 +134,33 @@ def test_killed_chain_resumes_without_repeating_generations(tmp_path):
 def test_fixed_point_detection():
     assert fixed_point_iteration(["a", "b", "c", "c", "c"]) == 3
     assert fixed_point_iteration(["a", "b", "c"]) is None
+
+
+def test_lm_hops_record_finish_reasons():
+    lm = load_lm("default")
+    setup = Setup("rephrase", "rephrase")
+    short = GenerationParams(temperature=0.0, max_tokens=3)
+    texts, hops = run_chain(SHORT[:1], setup, [LMPlayer(lm, short, "simple")], iterations=2)
+    assert [h.finish_reason for it in hops[0] for h in it] == ["length", "length"]  # cut at 3 tokens
+    assert degenerate(texts[0][1], hops[0][0])
+    roomy = GenerationParams(temperature=0.0, max_tokens=200)
+    _, hops = run_chain(["Cats sleep."], setup, [LMPlayer(lm, roomy, "simple")], iterations=1)
+    assert hops[0][0][0].finish_reason == "stop"
+
+
+def test_repetition_loops_are_flagged_and_prose_is_not():
+    passages = load_passages(150 * len(DOMAINS))
+    assert not any(repetition_loop(t) for _, _, t in passages)   # none of the paper's 750 originals
+    assert not any(repetition_loop(t) for t in SHORT)
+    looping = "The storm closed the harbour for two days. " + "The market lost its customers. " * 6
+    assert repetition_loop(looping)
+    assert repetition_loop("Here is the rephrased text: the boats were sold" + " and sold" * 8)
+    assert not degenerate(SHORT[0], [Hop("en", "en", "lm", "stop")])
+    assert degenerate(SHORT[0], [Hop("en", "en", "lm", "length")])
+
+
+def test_lead_keeps_whole_sentences_up_to_the_word_budget():
+    text = "One two three four. Five six seven. Eight nine ten eleven twelve.\n\nThirteen fourteen."
+    assert lead(text, 7) == "One two three four. Five six seven."
+    assert lead(text, 2) == "One two three four."          # at least one sentence
+    assert lead(text, None) == text

@@ -11,7 +11,8 @@ import pytest
 
 from paperlab.core.errors import UserError
 from paperlab.core.runs import VERDICTS
-from paperlab.telephone.experiment import eval_points, reproduce
+from paperlab.core.stats import mean_ci
+from paperlab.telephone.experiment import eval_points, metric_ci, reproduce
 
 CLAIMS = {"mt_metrics_decay", "multiplayer_decays_faster", "temperature_orders_decay",
           "prompt_constraint_helps", "factuality_decays"}
@@ -40,6 +41,28 @@ def test_tiny_run_writes_report_with_all_claims(tmp_path):
     gens = [json.loads(x) for x in (run_dir / "generations.jsonl").read_text().splitlines()]
     assert len(gens) == 3 * 2 + 5 * 1  # MT settings x passages + (2 temperatures + 3 prompts) x passages
     assert set(gens[0]["texts"]) == {"0_en", "1_en", "2_en"}
+    lm = [g for g in gens if g["setting"].startswith("rephrase")]
+    assert all(r in ("stop", "length") for g in lm for it in g["finish_reasons"] for r in it)
+    assert all(r is None for g in gens[:6] for it in g["finish_reasons"] for r in it)   # MT: no finish reason
+    for name, s in settings.items():
+        for m in ("chrf", "bleu", "factscore", "fact_recall"):
+            assert all(lo is None or -1e-9 <= lo <= hi <= 1 + 1e-9 for lo, hi in s["ci"][m]), (name, m)
+        assert len(s["facts_per_response"]["mean"]) == len(s["points"])
+        assert s["facts_per_response"]["mean"][0] > 0
+        if s["group"] == "mt":
+            assert s["degeneracy"] is None
+        else:
+            assert len(s["degeneracy"]["degenerate"]) == s["iterations"]
+            assert all(0 <= x <= 1 for x in s["degeneracy"]["degenerate"])
+    assert "## Degenerate LM generations per iteration" in report and "facts per response" in report
+    assert "degenerate.png" in {p.name for p in run_dir.glob("*.png")}
+
+
+def test_metric_intervals_stay_inside_the_metric_range():
+    vals = [1.0, 1.0, 1.0, 0.2]
+    assert mean_ci(vals).hi > 1          # the t-interval the bands used to show leaves [0, 1]
+    e = metric_ci(vals)
+    assert 0 <= e.lo <= e.value <= e.hi <= 1 and "bootstrap" in e.method
 
 
 def test_eval_points_follow_the_paper_schedule_for_long_chains():

@@ -19,7 +19,7 @@ ORIG = ("The council approved a budget of 450 million euros on Tuesday. The mone
 
 def test_identity_scores_one():
     s = score_pairs([ORIG], [ORIG])
-    for m in ("bleu", "chrf", "meteor", "bertscore"):
+    for m in ("bleu", "chrf", "meteor", "rouge1", "rougeL", "bertscore"):
         assert s[m][0] == pytest.approx(1.0, abs=2e-3), m
 
 
@@ -27,7 +27,7 @@ def test_metrics_fall_with_distortion():
     mild = ORIG.replace("Tuesday", "Monday")
     heavy = "A committee discussed some money for buildings at a later date."
     s = score_pairs([ORIG] * 3, [ORIG, mild, heavy])
-    for m in ("bleu", "chrf", "meteor", "bertscore"):
+    for m in ("bleu", "chrf", "meteor", "rouge1", "rougeL", "bertscore"):
         assert s[m][0] > s[m][1] > s[m][2], (m, s[m])
 
 
@@ -50,10 +50,26 @@ def test_clause_facts_and_lexical_judge():
     facts = clause_facts(ORIG)
     assert len(facts) >= 3 and any("450 million" in f for f in facts)
     judge = LexicalFactJudge()
-    same, changed_number, unrelated = judge.score(ORIG, [ORIG, ORIG.replace("450", "45"), "Bananas are yellow."])
-    assert same.score == 1.0
+    same, changed_number, unrelated, empty = judge.score(
+        ORIG, [ORIG, ORIG.replace("450", "45"), "Bananas are yellow.", ""])
+    assert same.score == 1.0 and same.recall == 1.0 and same.n_facts == len(facts)
     assert changed_number.score < 1.0 and not changed_number.supported[0]
-    assert unrelated.score == 0.0
+    assert unrelated.score == 0.0 and unrelated.n_facts == 1 and unrelated.recall == 0.0
+    assert empty.score == 0.0 and empty.n_facts == 0   # the official eval.py records 0 for an empty generation
+
+
+def test_factscore_checks_the_generations_facts_against_the_original():
+    # The paper's FActScore is a precision: facts extracted from the GENERATION, verified against the original.
+    judge = LexicalFactJudge()
+    first_sentence = ORIG.split(". ")[0] + "."
+    invented = ORIG + " The mayor resigned after a bribery scandal involving a football club."
+    dropped, added = judge.score(ORIG, [first_sentence, invented])
+    # dropping content keeps every stated fact true: precision 1, but the original's facts are missing
+    assert dropped.score == 1.0 and dropped.recall < 1.0
+    assert dropped.n_facts < added.n_facts            # facts per response follow the generation
+    # adding an invented fact lowers the precision, while every fact of the original is still there
+    assert added.score < 1.0 and added.recall == 1.0
+    assert added.n_facts == len(clause_facts(invented)) and not added.supported[-1]
 
 
 def test_score_files_both_formats(tmp_path):
@@ -66,6 +82,9 @@ def test_score_files_both_formats(tmp_path):
     assert {r["iteration"] for r in res["per_generation"]} == {0, 1, 2}
     assert res["by_iteration"]["2"]["chrf"]["mean"] < res["by_iteration"]["1"]["chrf"]["mean"]
     assert "torchmetrics" in res["signatures"]["bleu"]
+    row = res["per_generation"][0]
+    assert {"factscore", "fact_recall", "facts_per_response", "rouge1", "rougeL"} <= set(row)
+    assert row["facts_per_response"] == len(clause_facts(ORIG))
 
 
 def test_score_files_bad_inputs(tmp_path):

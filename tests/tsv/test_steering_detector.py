@@ -171,3 +171,85 @@ def test_encoded_answer_start_points_at_the_answer(tiny):
     e = encode_texts(tok, ["Q: Who wrote Hamlet? A:"], [" Shakespeare"])[0]
     assert isinstance(e, Encoded)
     assert tok.decode(e.ids[e.answer_start: e.answer_end]).lower() == "shakespeare"
+
+
+def test_score_keeps_extra_fields_and_rejects_empty_answers(tiny, tiny_dir, tmp_path, capsys):
+    model, tok = tiny
+    _detector(model, tiny_dir).save(tmp_path / "det")
+    inp = tmp_path / "pairs.jsonl"
+    rows = [{"id": "a1", "question": "Who wrote Hamlet?", "answer": "Shakespeare.", "meta": {"src": "x"}},
+            {"question": "Where is Paris?", "answer": "In Spain.", "p_truthful": "old", "gold": 0}]
+    inp.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    recs = score_file(tmp_path / "det", inp, model=model, tokenizer=tok)
+    assert recs[0]["id"] == "a1" and recs[0]["meta"] == {"src": "x"} and recs[1]["gold"] == 0
+    assert list(recs[0]) == ["id", "question", "answer", "meta", "p_truthful"]
+    assert all(isinstance(r["p_truthful"], float) for r in recs)  # an input field of that name is replaced
+    for empty in ("", "   "):
+        inp.write_text(json.dumps({"question": "Q?", "answer": empty}) + "\n")
+        with pytest.raises(UserError, match="record 1 has an empty answer"):
+            score_file(tmp_path / "det", inp, model=model, tokenizer=tok)
+    from paperlab.cli import main
+
+    assert main(["tsv", "score", "--detector", str(tmp_path / "det"), "--input", str(inp)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "empty answer" in err and len(err.splitlines()) == 1
+
+
+def _damage(folder, how):
+    meta_p, tens_p = folder / "detector.json", folder / "tensors.pt"
+    meta = json.loads(meta_p.read_text())
+    t = torch.load(tens_p, weights_only=True)
+    if how == "truncated tensors":
+        tens_p.write_bytes(tens_p.read_bytes()[:100])
+    elif how == "garbage tensors":
+        tens_p.write_bytes(b"not a torch file at all")
+    elif how == "missing mu":
+        torch.save({"v": t["v"]}, tens_p)
+    elif how == "wrong shape":
+        torch.save({"v": t["v"], "mu": t["mu"][:1]}, tens_p)
+    elif how == "nan":
+        torch.save({"v": t["v"] * float("nan"), "mu": t["mu"]}, tens_p)
+    elif how == "not a dict":
+        torch.save([t["v"], t["mu"]], tens_p)
+    elif how == "missing key":
+        del meta["layer"]
+    elif how == "bad type":
+        meta["tau"] = "0.1"
+    elif how == "negative tau":
+        meta["tau"] = -1
+    elif how == "json list":
+        meta = [meta]
+    elif how == "bad json":
+        meta_p.write_text('{"format": ')
+        return
+    meta_p.write_text(json.dumps(meta))
+
+
+DAMAGES = ["truncated tensors", "garbage tensors", "missing mu", "wrong shape", "nan", "not a dict", "missing key",
+           "bad type", "negative tau", "json list", "bad json"]
+
+
+@pytest.mark.parametrize("how", DAMAGES)
+def test_damaged_detector_is_a_one_line_error(tiny, tiny_dir, tmp_path, capsys, how):
+    model, _ = tiny
+    det = _detector(model, tiny_dir).save(tmp_path / "det")
+    _damage(det, how)
+    with pytest.raises(UserError):
+        Detector.load(det)
+    inp = tmp_path / "pairs.jsonl"
+    inp.write_text(json.dumps({"question": "Q?", "answer": "A."}) + "\n")
+    from paperlab.cli import main
+
+    assert main(["tsv", "score", "--detector", str(det), "--input", str(inp)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error:") and len(err.splitlines()) == 1 and "Traceback" not in err
+
+
+def test_chat_detector_embeds_answers_in_the_chat_template(tiny, tiny_dir):
+    """A detector trained on chat-templated answers refuses a model without a template (it would embed
+    the answers in another context than the one they were generated and trained in)."""
+    model, tok = tiny
+    det = _detector(model, tiny_dir)
+    det.chat = True
+    with pytest.raises(UserError, match="chat template"):
+        det.score(["Q?"], ["A."], model=model, tokenizer=tok)

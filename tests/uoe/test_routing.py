@@ -133,3 +133,45 @@ def test_future_leak_zero_for_causal_routing_positive_with_capacity_drops():
     assert future_leak(build_model("dense", cfg), idx) < 1e-5
     assert future_leak(build_model("uoe", cfg, UoEConfig(attn_capacity=None, mlp_capacity=None)), idx) < 1e-5
     assert future_leak(build_model("uoe", cfg, UoEConfig(attn_capacity=0.25, mlp_capacity=0.25)), idx) > 1e-4
+
+
+def test_filler_tokens_fill_every_slot_and_are_added():
+    """Official UoME: each expert computes exactly C tokens; when fewer chose it, other tokens fill the slots
+    and their outputs are added too (unlike padding)."""
+    torch.manual_seed(0)
+    layer = UnionOfMLPExperts(16, 32, n_experts=4, top_k=2, capacity=0.5, filler=True).double()
+    padded = UnionOfMLPExperts(16, 32, n_experts=4, top_k=2, capacity=0.5, filler=False).double()
+    padded.load_state_dict(layer.state_dict())
+    x = torch.randn(3, 20, 16, dtype=torch.float64)
+    r = layer.router(x)
+    assert bool(r.used.all()) and r.index.shape == (4, 3, 10)
+    for e in range(4):
+        for b in range(3):
+            assert torch.all(r.index[e, b, 1:] > r.index[e, b, :-1])          # sequence order
+            choosers = r.chosen[b, :, e].nonzero().flatten()
+            if len(choosers) < 10:          # all choosers kept, the rest are the best-scoring others
+                sel = set(r.index[e, b].tolist())
+                assert set(choosers.tolist()) <= sel
+                others = [t for t in range(20) if t not in set(choosers.tolist())]
+                best = sorted(others, key=lambda t: -float(r.probs[b, t, e].detach()))[:10 - len(choosers)]
+                assert sel - set(choosers.tolist()) == set(best)
+    y_fill, y_pad = layer(x), padded(x)
+    assert layer.router.last_filled > 0 and padded.router.last_filled == 0
+    # the difference is exactly the fillers' expert outputs
+    ref = torch.zeros_like(x)
+    for e in range(4):
+        for b in range(3):
+            for t in r.index[e, b][~r.valid[e, b]].tolist():
+                ref[b, t] += layer.experts.experts_loop([x[b, t][None]] * 4)[e][0]
+    assert torch.allclose(y_fill - y_pad, ref, atol=1e-12)
+    layer.batched = False
+    assert torch.allclose(layer(x), y_fill, atol=1e-12)
+
+
+def test_paper_routing_leaks_and_causal_routing_does_not():
+    torch.manual_seed(0)
+    cfg = TransformerConfig(vocab_size=40, d_model=32, n_layers=2, n_heads=4, d_ff=64, max_seq_len=32)
+    idx = torch.randint(0, 40, (4, 32))
+    assert future_leak(build_model("uoe", cfg, UoEConfig(uome_d_ff_mult=2)), idx) > 1e-4      # fillers
+    assert future_leak(build_model("uoe", cfg, UoEConfig(uome_d_ff_mult=2, mlp_capacity=None)), idx) < 1e-5
+    assert future_leak(build_model("smha", cfg), idx) < 1e-5                  # SMHA dropping nothing

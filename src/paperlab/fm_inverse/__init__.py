@@ -37,11 +37,14 @@ the pressure at :math:`n` points). See :mod:`.simulators`.
 - simulators: :func:`seir_solve`, :func:`seir_simulate`, :func:`stratified_times`,
   :class:`SEIRObservationModel`, :func:`seir_dataset`, :class:`KLExpansion`, :func:`darcy_solve`,
   :class:`DarcyObservationModel`, :func:`darcy_dataset`, ``SEIR_PARAMS`` (the parameter order)
-- model: :class:`VelocityConfig`, :class:`VelocityTransformer`
+- model: :class:`VelocityConfig`, :class:`VelocityTransformer`; :func:`to_flow_space`,
+  :func:`from_flow_space` (the flow of a box prior lives in logit space: samples never leave the box)
 - flow: :func:`cfm_loss`, :class:`TrainConfig`, :func:`train_cfm`, :func:`sample_posterior`
 - checkpoints: :func:`save_checkpoint`, :func:`load_checkpoint`
 - baselines: :class:`SEIRPosterior`, :class:`DarcyPosterior`, :func:`metropolis_hastings`,
-  :func:`emcee_reference`
+  :func:`emcee_reference` (stopped by an autocorrelation rule), :func:`seir_log_likelihood`
+- evaluation: :func:`c2st_test` (with its null), :func:`moment_comparison`, :func:`coverage`,
+  :func:`sbc_ranks`; claims: :func:`make_claims`
 - experiment: :func:`reproduce` (``paperlab fm_inverse run``); CLI ``paperlab fm_inverse sample
   --checkpoint RUN --obs obs.json --n 4000 --out samples.npy``
 
@@ -56,10 +59,12 @@ _API = {
     "simulators": ("seir_solve", "seir_simulate", "stratified_times", "SEIRObservationModel", "seir_dataset",
                    "seir_prior_sample", "KLExpansion", "darcy_solve", "DarcyObservationModel", "darcy_dataset",
                    "darcy_grid_points", "SEIR_PARAMS"),
-    "velocity": ("VelocityConfig", "VelocityTransformer"),
+    "velocity": ("VelocityConfig", "VelocityTransformer", "to_flow_space", "from_flow_space"),
     "flow": ("cfm_loss", "TrainConfig", "train_cfm", "sample_posterior", "sample_source"),
     "checkpoint": ("save_checkpoint", "load_checkpoint"),
-    "mcmc": ("SEIRPosterior", "DarcyPosterior", "metropolis_hastings", "emcee_reference"),
+    "mcmc": ("SEIRPosterior", "DarcyPosterior", "metropolis_hastings", "emcee_reference", "seir_log_likelihood"),
+    "evaluate": ("c2st_test", "moment_comparison", "coverage", "sbc_ranks"),
+    "claims": ("make_claims",),
     "experiment": ("reproduce", "default_config"),
 }
 _WHERE = {name: mod for mod, names in _API.items() for name in names}

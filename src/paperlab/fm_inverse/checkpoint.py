@@ -52,5 +52,38 @@ def load_checkpoint(directory: Path | str):
     except (KeyError, TypeError, ValueError, RuntimeError) as e:
         raise UserError(f"checkpoint in {d} is unreadable ({type(e).__name__}: {str(e)[:120]})",
                         "re-create it with `paperlab fm_inverse run`") from e
+    check_meta(meta, cfg.param_dim, d)
     model.eval()
     return model, meta
+
+
+#: ODE methods a checkpoint may name as its default
+ODE_METHODS = ("euler", "midpoint", "rk4", "dopri5")
+
+
+def check_meta(meta: dict, param_dim: int, where: Path | str = "checkpoint") -> None:
+    """Every field ``paperlab fm_inverse sample`` reads, checked up front: a one-line :class:`UserError`."""
+    def bad(field: str, want: str) -> UserError:
+        return UserError(f"checkpoint in {where}: field '{field}' {want} (got {str(meta.get(field))[:60]!r})",
+                         "re-create it with `paperlab fm_inverse run`")
+
+    if not isinstance(meta, dict):
+        raise UserError(f"checkpoint in {where}: {META_FILE} is not a JSON object", "re-create it with `paperlab fm_inverse run`")
+    if meta.get("problem") not in ("seir", "darcy"):
+        raise bad("problem", "must be 'seir' or 'darcy'")
+    names = meta.get("param_names")
+    if not isinstance(names, list) or len(names) != param_dim or not all(isinstance(x, str) for x in names):
+        raise bad("param_names", f"must list {param_dim} parameter names")
+    if meta.get("source") not in ("gaussian", "uniform"):
+        raise bad("source", "must be 'gaussian' or 'uniform'")
+    if meta.get("ode_method") not in ODE_METHODS:
+        raise bad("ode_method", f"must be one of {', '.join(ODE_METHODS)}")
+    steps = meta.get("ode_steps")
+    if not isinstance(steps, int) or isinstance(steps, bool) or not 1 <= steps <= 10_000:
+        raise bad("ode_steps", "must be an integer in 1..10000")
+    train_n = meta.get("train_n", [])
+    if not isinstance(train_n, list) or not all(isinstance(x, int) and not isinstance(x, bool) and x > 0 for x in train_n):
+        raise bad("train_n", "must be a list of positive integers")
+    om = meta.get("observation_model", {})
+    if not isinstance(om, dict) or not all(isinstance(v, int | float) and not isinstance(v, bool) for v in om.values()):
+        raise bad("observation_model", "must be an object of numbers")

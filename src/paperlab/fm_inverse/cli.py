@@ -40,7 +40,7 @@ def run(
     overwrite: Overwrite = False,
     problem: Annotated[str, typer.Option("--problem", help="seir (default) or darcy.")] = "seir",
     seed: Seed = 0,
-    steps: Annotated[int | None, typer.Option("--steps", min=1, help="Training steps (default: the config's).")] = None,
+    steps: Annotated[int | None, typer.Option("--steps", help="Training steps (default: the config's).")] = None,
     strategy: Annotated[str | None, typer.Option("--strategy", help="per_n | accumulate (variable-length batches).")] = None,
     noise_free: Annotated[bool, typer.Option("--noise-free", help="Noise-free observations (default: noisy).")] = False,
     device: Annotated[str, typer.Option("--device", help="auto | cpu | cuda.")] = "auto",
@@ -49,6 +49,9 @@ def run(
     """Train the CFM transformer, compare with MCMC, and write the report (SEIR: ~15 min with --quick)."""
     # every value is checked before any work: a bad one is a one-line error and leaves no run folder
     check_choice(problem, "--problem", ("seir", "darcy"))
+    if steps is not None and not 1 <= steps <= MAX_TRAIN_STEPS:
+        raise UserError(f"--steps must be in 1..{MAX_TRAIN_STEPS} (got {steps})",
+                        "the quick run trains for a few thousand steps, the full one for 40,000")
     check_choice(strategy, "--strategy", ("per_n", "accumulate"))
     check_device(device)
     from paperlab.fm_inverse.experiment import reproduce
@@ -58,6 +61,36 @@ def run(
     run_dir = reproduce(quick=quick, out=out, problem=problem, seed=seed, device=device, threads=threads,
                         noise="noise_free" if noise_free else "noisy", train=train or None)
     print_run(run_dir)
+
+
+#: upper bounds of ``--steps`` (ODE steps of ``sample``; optimiser steps of ``run``)
+MAX_ODE_STEPS = 10_000
+MAX_TRAIN_STEPS = 10_000_000
+
+
+def observation_warnings(parsed: dict, meta: dict) -> list[str]:
+    """Where the observations leave what the model was trained on (it still samples; the user is told)."""
+    import numpy as np
+
+    out = []
+    tokens = parsed["tokens"]
+    seen = meta.get("train_n", [])
+    if seen and not min(seen) <= len(tokens) <= max(seen):
+        out.append(f"{len(tokens)} observations, outside the trained range {min(seen)}..{max(seen)}: an extrapolation")
+    om = meta.get("observation_model", {})
+    if meta["problem"] == "seir" and "t_low" in om and "t_high" in om:
+        t = tokens[:, 2]
+        if t.min() < om["t_low"] or t.max() > om["t_high"]:
+            out.append(f"observation times {t.min():g}..{t.max():g} leave the training range [{om['t_low']:g}, "
+                       f"{om['t_high']:g}]: the posterior there is an extrapolation")
+    if meta["problem"] == "darcy":
+        e = np.asarray(parsed["context"])
+        if e.min() < 0 or e.max() > 1:
+            out.append(f"design e = ({e[0]:g}, {e[1]:g}) outside the training range [0, 1]^2: an extrapolation")
+        cells = {(min(int(r * 3), 2), min(int(c * 3), 2)) for r, c in tokens[:, 1:3]}
+        if len(cells) < len(tokens):
+            out.append("several observations share a cell of the 3 x 3 grid (training used one point per cell)")
+    return out
 
 
 def _is_number(x) -> bool:
@@ -141,7 +174,7 @@ def sample(
     n: Annotated[int, typer.Option("--n", min=1, help="Number of posterior samples.")] = 4000,
     out: Annotated[Path, typer.Option("--out", help="Output .npy file, shape (n, parameters).")] = Path("samples.npy"),
     seed: Seed = 0,
-    steps: Annotated[int | None, typer.Option("--steps", min=1, help="ODE steps (default: the checkpoint's).")] = None,
+    steps: Annotated[int | None, typer.Option("--steps", help="ODE steps (default: the checkpoint's).")] = None,
     method: Annotated[str | None, typer.Option("--method", help="euler | midpoint | rk4 | dopri5.")] = None,
     threads: Annotated[int, typer.Option("--threads", min=1, help="torch CPU threads (1 is faster on a busy machine).")] = 2,
 ) -> None:
@@ -150,6 +183,12 @@ def sample(
         raise UserError(f"--n must be positive (got {n})", "ask for at least one sample")
     if method is not None and method not in ("euler", "midpoint", "rk4", "dopri5"):
         raise UserError(f"unknown --method {method!r}", "use euler, midpoint, rk4 or dopri5")
+    if steps is not None and not 1 <= steps <= MAX_ODE_STEPS:
+        raise UserError(f"--steps must be in 1..{MAX_ODE_STEPS} (got {steps})",
+                        "16-32 fixed steps are plenty; more only costs time")
+    if steps is not None and method == "dopri5":
+        raise UserError("--steps applies to the fixed-step methods (euler, midpoint, rk4), not dopri5",
+                        "drop --steps, or choose a fixed-step --method")
     if out.suffix != ".npy":
         raise UserError(f"--out {out} must end in .npy", "e.g. --out samples.npy")
     check_writable_file(out, "--out")
@@ -159,7 +198,12 @@ def sample(
     from paperlab.fm_inverse.checkpoint import load_checkpoint
 
     model, meta = load_checkpoint(checkpoint)
+    if steps is not None and method is None and meta["ode_method"] == "dopri5":
+        raise UserError("--steps applies to fixed-step methods; this checkpoint samples with dopri5",
+                        "add --method midpoint (or euler, rk4), or drop --steps")
     parsed = read_observations(obs, meta["problem"])
+    for line in observation_warnings(parsed, meta):
+        typer.echo(f"warning: {line}", err=True)
     import time
 
     import numpy as np
@@ -178,9 +222,7 @@ def sample(
     from rich.table import Table
 
     k = len(parsed["tokens"])
-    seen = meta.get("train_n", [])
-    note = "" if not seen or min(seen) <= k <= max(seen) else f" (outside the trained range {min(seen)}..{max(seen)})"
-    table = Table(title=f"posterior from {k} observations{note}: {n} samples in {seconds:.2f} s")
+    table = Table(title=f"posterior from {k} observations: {n} samples in {seconds:.2f} s")
     for col in ("parameter", "mean", "5%", "95%"):
         table.add_column(col)
     for i, name in enumerate(meta["param_names"]):

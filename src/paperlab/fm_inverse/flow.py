@@ -33,7 +33,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from paperlab.fm_inverse.velocity import VelocityTransformer
+from paperlab.fm_inverse.velocity import VelocityTransformer, from_flow_space, to_flow_space
 
 
 def sample_source(kind: str, shape: tuple[int, ...], generator: torch.Generator | None = None,
@@ -76,9 +76,15 @@ class TrainConfig:
     seed: int = 0
 
 
-def _split(batch: dict, idx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+def _support(model) -> str:
+    cfg = getattr(model, "cfg", None)
+    return getattr(cfg, "support", "real")
+
+
+def _split(batch: dict, idx: torch.Tensor, support: str = "real") -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+    """``(x1, d, e)`` of the rows ``idx``; ``x1`` is ``m`` mapped into the flow's space (logit for a box prior)."""
     ctx = batch.get("e")
-    return batch["m"][idx], batch["d"][idx], (ctx[idx] if ctx is not None else None)
+    return to_flow_space(batch["m"][idx], support), batch["d"][idx], (ctx[idx] if ctx is not None else None)
 
 
 @torch.no_grad()
@@ -90,7 +96,7 @@ def validation_loss(model: VelocityTransformer, data: dict[int, dict], source: s
     losses = []
     for _n, batch in sorted(data.items()):
         idx = torch.arange(min(max_per_n, batch["m"].shape[0]))
-        m, d, e = _split(batch, idx)
+        m, d, e = _split(batch, idx, _support(model))
         losses.append(cfm_loss(model, m, d, e, source, g).item())
     model.train()
     return float(np.mean(losses))
@@ -105,6 +111,7 @@ def train_cfm(model: VelocityTransformer, train: dict[int, dict], cfg: TrainConf
     into ``model`` at the end. Returns a history dict (losses, seconds, best step).
     """
     g = torch.Generator().manual_seed(cfg.seed)
+    support = _support(model)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     sched = torch.optim.lr_scheduler.LambdaLR(
         opt, lambda s: (cfg.lr_min + 0.5 * (cfg.lr - cfg.lr_min) * (1 + math.cos(math.pi * min(s, cfg.steps) / cfg.steps))) / cfg.lr)
@@ -132,7 +139,7 @@ def train_cfm(model: VelocityTransformer, train: dict[int, dict], cfg: TrainConf
             n = order.pop()
             size = train[n]["m"].shape[0]
             idx = torch.randint(size, (min(cfg.batch_size, size),), generator=g)
-            loss = cfm_loss(model, *_split(train[n], idx), cfg.source, g)
+            loss = cfm_loss(model, *_split(train[n], idx, support), cfg.source, g)
             loss.backward()
             value = loss.item()
         elif cfg.strategy == "accumulate":
@@ -142,7 +149,7 @@ def train_cfm(model: VelocityTransformer, train: dict[int, dict], cfg: TrainConf
             for n in ns:
                 size = train[n]["m"].shape[0]
                 idx = torch.randint(size, (min(per, size),), generator=g)
-                loss = cfm_loss(model, *_split(train[n], idx), cfg.source, g) / len(ns)
+                loss = cfm_loss(model, *_split(train[n], idx, support), cfg.source, g) / len(ns)
                 loss.backward()
                 value += loss.item()
         else:
@@ -187,7 +194,8 @@ def sample_posterior(model: VelocityTransformer, tokens: torch.Tensor | np.ndarr
     observation sets of one size) -> ``(K, num_samples, P)``. ``method``: a torchdiffeq method;
     fixed-grid ones (``euler``, ``midpoint``, ``rk4``) take ``steps`` steps, adaptive ones
     (``dopri5``) use ``atol``/``rtol``. All samples of all sets go through the network together
-    (in chunks of ``max_batch``).
+    (in chunks of ``max_batch``). For a model with ``cfg.support == "unit_box"`` the ODE runs in
+    logit space and the samples are mapped back through the sigmoid: they lie inside the box.
     """
     from torchdiffeq import odeint
 
@@ -222,5 +230,7 @@ def sample_posterior(model: VelocityTransformer, tokens: torch.Tensor | np.ndarr
         opts = {"step_size": 1.0 / steps} if fixed else None
         kw = {"options": opts} if fixed else {"atol": atol, "rtol": rtol}
         out[s:s + max_batch] = odeint(f, x0[s:s + max_batch], grid, method=method, **kw)[-1]
+    # x(1) lives in the flow's space: map it back into the parameters' (into the prior's support).
+    out = from_flow_space(out.double(), _support(model))
     res = out.cpu().numpy().reshape(K, num_samples, P)
     return res[0] if single else res

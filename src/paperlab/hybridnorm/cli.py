@@ -36,6 +36,7 @@ def run(
     sweep_variants: Annotated[str | None, typer.Option(help="Variants in the learning-rate sweep.")] = None,
     sweep_lrs: Annotated[str | None, typer.Option(help="Learning rates of the sweep, e.g. 1e-3,1e-2.")] = None,
     seeds: Annotated[str | None, typer.Option(help="Comma-separated seeds.")] = None,
+    sweep_seeds: Annotated[str | None, typer.Option(help="Seeds of the learning-rate sweep (default: --seeds).")] = None,
     steps: Annotated[int | None, typer.Option(min=1, help="Optimizer steps per run.")] = None,
     lr: Annotated[float | None, typer.Option(help="Base learning rate of the loss curves.")] = None,
     d_model: Annotated[int | None, typer.Option(min=1, help="Model width.")] = None,
@@ -62,7 +63,8 @@ def run(
         variants=parse_names(variants, "--variants", VARIANTS, example=VARIANT_EXAMPLE),
         sweep_variants=parse_names(sweep_variants, "--sweep-variants", VARIANTS, example=VARIANT_EXAMPLE),
         sweep_lrs=parse_floats(sweep_lrs, "--sweep-lrs", positive=True, example="1e-3,1e-2"),
-        seeds=parse_ints(seeds, "--seeds", min=0, example="0,1,2"), steps=steps, lr=lr, d_model=d_model,
+        seeds=parse_ints(seeds, "--seeds", min=0, example="0,1,2"),
+        sweep_seeds=parse_ints(sweep_seeds, "--sweep-seeds", min=0, example="0"), steps=steps, lr=lr, d_model=d_model,
         n_heads=n_heads, batch_size=batch_size, seq_len=seq_len, corpus=corpus, tokenizer=tokenizer,
         precision=precision)
     default_config(quick, **overrides)  # the settings' own checks (variants, widths), still before any work

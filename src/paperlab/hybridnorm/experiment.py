@@ -4,19 +4,25 @@
    same batches (training batches are a function of (seed, step), so all variants see identical
    data): validation loss curves, per-layer gradient norms, final validation loss.
 2. **Learning-rate sweep** — at the deepest setting, the sweep variants over a grid of learning rates,
-   same steps. A run is *stable* when every training loss is finite and its final validation loss is
-   at least ``MARGIN`` nats below the unigram loss (the cross-entropy, on the evaluated validation
-   tokens, of the training set's token frequencies — what a model that ignores context reaches);
-   otherwise it *diverged* (blew up, or collapsed onto the unigram plateau).
+   same steps. Each run gets one status (:func:`run_status`), against the unigram loss ``h1`` (the
+   cross-entropy, on the evaluated validation tokens, of the training set's token frequencies — what
+   a model that ignores context reaches):
 
-Claims (:func:`make_claims`, decided on intervals):
+   - *stable*: every training loss finite and the final validation loss at least ``MARGIN`` below ``h1``;
+   - *diverged*: a non-finite loss, or a blow-up above ``3 ln V`` (the trainer stops the run);
+   - *collapsed*: finite throughout, but the final validation loss sits on the unigram plateau
+     (within ``MARGIN`` of ``h1``): the model forgot its context and predicts token frequencies;
+   - *stalled*: finite, final validation loss more than ``MARGIN`` above ``h1`` (not even unigram).
 
-- ``hybridnorm_lower_loss``: at the deepest depth, HybridNorm or HybridNorm* has a lower final
-  validation loss than Pre-Norm: the better variant's paired difference to Pre-Norm, over seeds
-  (Student-t) when there are several, else over validation windows (paired bootstrap; evaluation
-  noise only); the other variant's interval is reported too;
-- ``hybridnorm_stable_high_lr``: at some swept learning rate Post-Norm diverged while HybridNorm or
-  HybridNorm* was stable, each in most seeds: Wilson intervals of the shares of seeds, above 1/2.
+Claims (:func:`make_claims`, decided on intervals), one per HybridNorm variant in the run:
+
+- ``hybridnorm_lower_loss`` (HybridNorm) and ``hybridnorm_star_lower_loss`` (HybridNorm*): at the
+  deepest depth the variant has a lower final validation loss than Pre-Norm: its paired difference to
+  Pre-Norm over seeds (Student-t) when there are several, else over validation windows (paired
+  bootstrap; evaluation noise only). Each variant is decided on its own: no picking of the better one;
+- ``hybridnorm_stable_high_lr``: at some swept learning rate Post-Norm failed (diverged, collapsed or
+  stalled) while HybridNorm or HybridNorm* was stable, each in most seeds: Wilson intervals of the
+  shares of seeds, above 1/2; the failures are counted by kind.
 
 Each sub-run lives in ``<run>/runs/<name>/`` with a checkpoint while it trains and ``history.json``
 when done; re-running with the same ``--out`` resumes interrupted runs and skips finished ones.
@@ -50,6 +56,7 @@ class HybridNormConfig:
     depths: list[int] = field(default_factory=lambda: [8, 24])
     variants: list[str] = field(default_factory=lambda: ["pre", "post", "qknorm", "hybrid", "hybrid_star"])
     seeds: list[int] = field(default_factory=lambda: [0, 1, 2])
+    sweep_seeds: list[int] = field(default_factory=list)   # seeds of the lr sweep; empty: the same as ``seeds``
     steps: int = 1500
     batch_size: int = 16
     seq_len: int = 128
@@ -74,11 +81,15 @@ class HybridNormConfig:
 
 
 def quick_config() -> HybridNormConfig:
-    """~11 CPU-minutes (one idle core; measured 28 CPU-s per 8-layer run): 5 runs at depth 4 and 13 at
-    depth 12, 150 steps each."""
+    """Three seeds for the loss claims: 5 variants x 3 seeds at depths 4 and 12, plus the learning-rate
+    sweep at depth 12 on one seed (4 variants x 2 more lrs), 150 steps each, at width 64 (half the base
+    width: the former one-seed quick tier at width 128 took ~11 CPU-minutes, measured 28 CPU-s per 8-layer
+    run; width 64 costs roughly 0.4-0.5x per run, so ~336 layer-runs here stay near 10 minutes on 2 cores
+    — an estimate, not measured alone). Three unanimous seeds cannot establish the stability claim
+    (Wilson lower bound 0.44 < 1/2), so one sweep seed loses no verdict there."""
     return HybridNormConfig(
-        depths=[4, 12], seeds=[0], steps=150, batch_size=8, seq_len=64, warmup_steps=15, lr=2e-3,
-        sweep_lrs=[5e-4, 2e-3, 8e-3], sweep_variants=["pre", "post", "hybrid", "hybrid_star"],
+        d_model=64, depths=[4, 12], seeds=[0, 1, 2], sweep_seeds=[0], steps=150, batch_size=8, seq_len=64,
+        warmup_steps=15, lr=2e-3, sweep_lrs=[5e-4, 2e-3, 8e-3], sweep_variants=["pre", "post", "hybrid", "hybrid_star"],
         eval_every=25, eval_tokens=4096, grad_norm_every=5, checkpoint_every=50)
 
 
@@ -194,21 +205,38 @@ def unigram_loss(train_tokens, eval_targets, vocab_size: int) -> float:
     return -sum(c / m * math.log((counts.get(t, 0) + 1) / n) for t, c in targets.items())
 
 
-def is_stable(hist: dict[str, Any], h1: float, margin: float = MARGIN) -> bool:
-    """Finite losses throughout and a final validation loss at least ``margin`` below the unigram loss ``h1``."""
+STATUSES = ("stable", "collapsed", "stalled", "diverged")
+
+
+def run_status(hist: dict[str, Any], h1: float, margin: float = MARGIN) -> str:
+    """``stable`` | ``collapsed`` (on the unigram plateau) | ``stalled`` (above it) | ``diverged`` (non-finite
+    or blown-up loss); see the module docstring."""
     losses = hist["train_loss"]
     finite = all(x is not None and math.isfinite(x) for x in losses)
     v = hist.get("final_val_loss")
-    return bool(finite and not hist["diverged"] and v is not None and math.isfinite(v) and v < h1 - margin)
+    if hist["diverged"] or not finite or v is None or not math.isfinite(v):
+        return "diverged"
+    if v < h1 - margin:
+        return "stable"
+    return "collapsed" if v <= h1 + margin else "stalled"
 
 
-def _sweep_cell(hist: dict[str, Any], stable: bool) -> str:
-    if hist["diverged"]:
-        return f"**blow-up at step {hist['diverged_step']}**"
+def is_stable(hist: dict[str, Any], h1: float, margin: float = MARGIN) -> bool:
+    """Finite losses throughout and a final validation loss at least ``margin`` below the unigram loss ``h1``."""
+    return run_status(hist, h1, margin) == "stable"
+
+
+def _sweep_cell(hist: dict[str, Any], status: str) -> str:
     v = hist["final_val_loss"]
-    if v is None or not math.isfinite(v):
-        return "**nan**"
-    return f"{v:.3f}" if stable else f"**{v:.3f} (no learning)**"
+    if status == "diverged":
+        if hist["diverged"] and hist.get("diverged_step") is not None:
+            return f"**diverged (step {hist['diverged_step']})**"
+        return "**diverged (non-finite loss)**"
+    if status == "collapsed":
+        return f"**{v:.3f} collapsed (unigram)**"
+    if status == "stalled":
+        return f"**{v:.3f} stalled (above unigram)**"
+    return f"{v:.3f}"
 
 
 def _mean(xs: list[float]) -> float:
@@ -245,79 +273,97 @@ def loss_gap(variant_final: list, pre_final: list, variant_seq: list, pre_seq: l
 _RANK = {"holds": 2, "inconclusive": 1, "contradicted": 0}
 
 
-def make_claims(deep: int, steps: int, lr: float, seeds: list[int], final: dict[str, list],
-                seq: dict[str, list[list]], stable: dict[tuple[str, float], list[bool]], h1: float) -> list[Claim]:
-    """The two claims from the measurements at the deepest depth.
+#: the claim id of each HybridNorm variant's loss comparison with Pre-Norm
+LOWER_LOSS_IDS = {"hybrid": "hybridnorm_lower_loss", "hybrid_star": "hybridnorm_star_lower_loss"}
 
-    ``final[v]``: final validation loss per seed of variant ``v`` at the base lr (``"pre"`` and at least
-    one of ``"hybrid"``/``"hybrid_star"``); ``seq[v]``: per seed, the per-window final validation losses;
-    ``stable[v, lr]``: per seed, whether the run at ``lr`` was stable (:func:`is_stable`), for ``"post"``
-    and the HybridNorm variants of the sweep; ``h1``: the unigram loss.
-    """
+
+def lower_loss_claim(variant: str, deep: int, steps: int, lr: float, seeds: list[int], final: dict[str, list],
+                     seq: dict[str, list[list]]) -> Claim:
+    """``variant`` (``hybrid`` or ``hybrid_star``) reaches a lower final validation loss than Pre-Norm."""
     from paperlab.hybridnorm.blocks import LABELS
 
-    # 1. lower loss: the better HybridNorm variant's paired difference to Pre-Norm
-    hyb = [v for v in ("hybrid", "hybrid_star") if v in final]
-    gaps = {v: loss_gap(final[v], final["pre"], seq.get(v, []), seq.get("pre", [])) for v in hyb}
-    best = min(hyb, key=lambda v: gaps[v][0].value if math.isfinite(gaps[v][0].value) else math.inf)
-    est, unit = gaps[best]
+    est, unit = loss_gap(final[variant], final["pre"], seq.get(variant, []), seq.get("pre", []))
     note = (f"unit: {unit} (n={est.n}). " + (
         "One training seed: the interval covers evaluation noise over the validation windows only, not "
         "seed-to-seed variation of training." if unit == "validation windows" else
-        "The validation set is fixed: the interval covers seed-to-seed variation of training."))
-    note += (f" The claim is read on the better variant ({LABELS[best]}, lower mean loss), chosen without a "
-             "correction for the choice; the other variant's interval is reported in other_variants.")
+        "The validation set is fixed: the interval covers seed-to-seed variation of training (paired: same "
+        "initial seed and batches as Pre-Norm)."))
     pre_mean = _mean(final["pre"])
-    c1 = claim(
-        "hybridnorm_lower_loss",
-        f"At depth {deep}, HybridNorm or HybridNorm* reaches a lower validation loss than Pre-Norm after "
-        f"{steps} steps (lr {lr:g}, seeds {seeds}); evidence: the final-loss difference of the better variant "
-        f"({LABELS[best]}) minus Pre-Norm over {unit}.",
-        est, expect="less", null=0.0, note=note, variant=LABELS[best],
-        other_variants={LABELS[v]: gaps[v][0].as_dict() | {"verdict": decide(gaps[v][0], "less")}
-                        for v in hyb if v != best},
-        depth=deep, steps=steps, seeds=seeds, prenorm_val_loss=pre_mean,
-        **{f"{v}_val_loss": _mean(final[v]) for v in hyb},
-        best=best, delta_vs_prenorm=_mean(final[best]) - pre_mean,
-        per_seed={LABELS[v]: final[v] for v in ("pre", *hyb)})
+    per_seed = [a - b if a is not None and b is not None else None
+                for a, b in zip(final[variant], final["pre"], strict=True)]
+    return claim(
+        LOWER_LOSS_IDS[variant],
+        f"At depth {deep}, {LABELS[variant]} reaches a lower validation loss than Pre-Norm after {steps} steps "
+        f"(lr {lr:g}, seeds {seeds}); evidence: the final-loss difference {LABELS[variant]} minus Pre-Norm over "
+        f"{unit}.",
+        est, expect="less", null=0.0, note=note, variant=LABELS[variant], depth=deep, steps=steps, seeds=seeds,
+        prenorm_val_loss=pre_mean, variant_val_loss=_mean(final[variant]),
+        delta_vs_prenorm=_mean(final[variant]) - pre_mean, delta_per_seed=per_seed,
+        per_seed={LABELS[v]: final[v] for v in ("pre", variant)})
 
-    # 2. stability: per (lr, HybridNorm variant), the share of seeds where Post-Norm diverged and the
-    #    share where the variant was stable, each with a Wilson interval, both expected above 1/2
-    lrs = sorted({x for _, x in stable})
-    hvars = [v for v in ("hybrid", "hybrid_star") if any((v, x) in stable for x in lrs)]
+
+def make_claims(deep: int, steps: int, lr: float, seeds: list[int], final: dict[str, list],
+                seq: dict[str, list[list]], status: dict[tuple[str, float], list[str]], h1: float) -> list[Claim]:
+    """The claims from the measurements at the deepest depth: one loss claim per HybridNorm variant in
+    ``final`` (:func:`lower_loss_claim`), then the stability claim.
+
+    ``final[v]``: final validation loss per seed of variant ``v`` at the base lr (``"pre"`` and at least
+    one of ``"hybrid"``/``"hybrid_star"``); ``seq[v]``: per seed, the per-window final validation losses;
+    ``status[v, lr]``: per seed, the run's :func:`run_status` at ``lr``, for ``"post"`` and the HybridNorm
+    variants of the sweep; ``h1``: the unigram loss.
+    """
+    from paperlab.hybridnorm.blocks import LABELS
+
+    claims = [lower_loss_claim(v, deep, steps, lr, seeds, final, seq) for v in ("hybrid", "hybrid_star")
+              if v in final]
+
+    # stability: per (lr, HybridNorm variant), the share of seeds where Post-Norm failed (diverged, collapsed
+    # onto the unigram plateau, or stalled above it) and the share where the variant was stable, each with a
+    # Wilson interval, both expected above 1/2
+    lrs = sorted({x for _, x in status})
+    hvars = [v for v in ("hybrid", "hybrid_star") if any((v, x) in status for x in lrs)]
     cells = []
     for x in lrs:
-        post = stable["post", x]
+        post = status["post", x]
         for v in hvars:
-            parts = {f"Post-Norm diverged, share of seeds (lr {x:g})": wilson(sum(not s for s in post), len(post)),
-                     f"{LABELS[v]} stable, share of seeds (lr {x:g})": wilson(sum(stable[v, x]), len(stable[v, x]))}
+            ok = [s == "stable" for s in status[v, x]]
+            parts = {f"Post-Norm failed (diverged or collapsed), share of seeds (lr {x:g})":
+                         wilson(sum(s != "stable" for s in post), len(post)),
+                     f"{LABELS[v]} stable, share of seeds (lr {x:g})": wilson(sum(ok), len(ok))}
             verdict = combine(decide(e, "greater", 0.5) for e in parts.values())
             cells.append({"lr": x, "variant": v, "parts": parts, "verdict": verdict,
                           "key": (_RANK[verdict], min(e.lo for e in parts.values()))})
     cell = max(cells, key=lambda c: c["key"])
-    n = len(stable["post", lrs[0]])
+    n = len(status["post", lrs[0]])
     lo_all = wilson(n, n).lo
     need = next(k for k in range(1, 100) if wilson(k, k).lo > 0.5)      # seeds needed to hold at all
+
+    def counts(v: str, x: float) -> dict[str, int]:
+        return {k: c for k in STATUSES if (c := sum(s == k for s in status[v, x]))}
+
     c2 = claim(
         "hybridnorm_stable_high_lr",
-        f"At depth {deep}, at some learning rate Post-Norm diverges while HybridNorm or HybridNorm* trains "
-        f"stably, each in most seeds (Wilson interval of the share of seeds above 1/2); stable = finite losses "
-        f"and a final val loss at least {MARGIN} below the unigram loss {h1:.3f}. Evidence: the best "
-        f"(learning rate, variant) cell, lr {cell['lr']:g} with {LABELS[cell['variant']]}.",
+        f"At depth {deep}, at some learning rate Post-Norm fails to train (diverges: non-finite or exploding loss; "
+        f"or collapses onto the unigram plateau) while HybridNorm or HybridNorm* trains stably, each in most seeds "
+        f"(Wilson interval of the share of seeds above 1/2); stable = finite losses and a final val loss at least "
+        f"{MARGIN} below the unigram loss {h1:.3f}. Evidence: the best (learning rate, variant) cell, lr "
+        f"{cell['lr']:g} with {LABELS[cell['variant']]}.",
         cell["parts"], expect="greater", null=0.5,
-        note=(f"unit: seeds (n={n}); stability is one yes/no outcome per seed. Unanimous seeds ({n} of {n}) give "
+        note=(f"unit: seeds (n={n}); the status is one outcome per seed. Unanimous seeds ({n} of {n}) give "
               f"a Wilson lower bound of {lo_all:.2f}, so " + (
                   f"the verdict cannot be 'holds' with this many seeds ({need} or more unanimous seeds are needed)"
                   if lo_all <= 0.5 else "unanimous seeds can establish it")
-              + ". The claim holds if any (lr, variant) cell holds (no correction for trying several)."),
+              + ". The claim holds if any (lr, variant) cell holds (no correction for trying several). Post-Norm's "
+                "failures are counted by kind: a collapse to the unigram loss is a failure to train, not a "
+                "divergence."),
         depth=deep, lr=cell["lr"], variant=LABELS[cell["variant"]],
         cells=[{"lr": c["lr"], "variant": LABELS[c["variant"]], "verdict": c["verdict"],
-                "post_stable": f"{sum(stable['post', c['lr']])}/{n}",
-                "variant_stable": f"{sum(stable[c['variant'], c['lr']])}/{n}"} for c in cells],
-        max_stable_lr={LABELS[v]: max((x for x in lrs if (v, x) in stable and all(stable[v, x])), default=None)
-                       for v in sorted({v for v, _ in stable})},
-        post_stable={f"{x:g}": stable["post", x] for x in lrs})
-    return [c1, c2]
+                "post": counts("post", c["lr"]), "variant_runs": counts(c["variant"], c["lr"])} for c in cells],
+        max_stable_lr={LABELS[v]: max((x for x in lrs if (v, x) in status and all(s == "stable" for s in status[v, x])),
+                                      default=None)
+                       for v in sorted({v for v, _ in status})},
+        post_status={f"{x:g}": status["post", x] for x in lrs})
+    return [*claims, c2]
 
 
 # ----------------------------------------------------------------------------------------------
@@ -351,9 +397,10 @@ def reproduce(quick: bool = False, out: Path | str | None = None, **overrides: A
             curves[depth, variant] = [train_one(cfg, data, depth, variant, cfg.lr, s, root, run) for s in cfg.seeds]
     # 2. learning-rate sweep at the deepest depth (the base-lr runs are shared with the curves)
     sweep: dict[tuple[str, float], list[dict]] = {}
+    sweep_seeds = cfg.sweep_seeds or cfg.seeds
     for lr in sorted(cfg.sweep_lrs):
         for variant in cfg.sweep_variants:
-            sweep[variant, lr] = [train_one(cfg, data, deep, variant, lr, s, root, run) for s in cfg.seeds]
+            sweep[variant, lr] = [train_one(cfg, data, deep, variant, lr, s, root, run) for s in sweep_seeds]
     seconds = time.time() - t0
 
     # ---- claims ------------------------------------------------------------------------------
@@ -361,11 +408,11 @@ def reproduce(quick: bool = False, out: Path | str | None = None, **overrides: A
     mean_final = {k: _mean(v) for k, v in final.items()}
     compared = [v for v in ("pre", "hybrid", "hybrid_star") if (deep, v) in curves]
     seq = {v: [h.get("final_val_seq_losses") or [] for h in curves[deep, v]] for v in compared}
-    stable = {(v, lr): [is_stable(h, h1) for h in hs] for (v, lr), hs in sweep.items()}
-    c1, c2 = make_claims(deep, cfg.steps, cfg.lr, cfg.seeds, {v: final[deep, v] for v in compared}, seq, stable, h1)
+    status = {(v, lr): [run_status(h, h1) for h in hs] for (v, lr), hs in sweep.items()}
+    claims = make_claims(deep, cfg.steps, cfg.lr, cfg.seeds, {v: final[deep, v] for v in compared}, seq, status, h1)
 
     # ---- report ------------------------------------------------------------------------------
-    _plots(run, cfg, curves, sweep, stable, h1, deep)
+    _plots(run, cfg, curves, sweep, status, h1, deep)
     results = {
         "unigram_loss_val": h1,
         "stable_margin": MARGIN,
@@ -373,8 +420,11 @@ def reproduce(quick: bool = False, out: Path | str | None = None, **overrides: A
         "final_val_seq_losses": {f"L{deep}/{v}": seq[v] for v in compared},     # per seed, per validation window
         "mean_final_val_loss": {f"L{d}/{v}": x for (d, v), x in mean_final.items()},
         "sweep": [{"variant": v, "lr": lr, "seed": s, "final_val_loss": h["final_val_loss"],
-                   "diverged": h["diverged"], "diverged_step": h["diverged_step"], "stable": st}
-                  for (v, lr), hs in sweep.items() for s, h, st in zip(cfg.seeds, hs, stable[v, lr], strict=True)],
+                   "diverged": h["diverged"], "diverged_step": h["diverged_step"], "stable": st == "stable",
+                   "status": st}
+                  for (v, lr), hs in sweep.items() for s, h, st in zip(sweep_seeds, hs, status[v, lr], strict=True)],
+        "sweep_status_counts": {f"{v}/lr{lr:g}": {k: sum(x == k for x in sts) for k in STATUSES}
+                                for (v, lr), sts in status.items()},
         "flops_per_token": {f"L{d}/{v}": hs[0]["flops_per_token"] for (d, v), hs in curves.items()},
         "params": {f"L{d}/{v}": hs[0]["params"] for (d, v), hs in curves.items()},
         "train_tokens_per_run": curves[deep, "pre"][0]["tokens"],
@@ -401,7 +451,7 @@ def reproduce(quick: bool = False, out: Path | str | None = None, **overrides: A
     for v in cfg.sweep_variants:
         row = [LABELS[v]]
         for lr in sorted(cfg.sweep_lrs):
-            row.append(" / ".join(_sweep_cell(h, ok) for h, ok in zip(sweep[v, lr], stable[v, lr], strict=True)))
+            row.append(" / ".join(_sweep_cell(h, st) for h, st in zip(sweep[v, lr], status[v, lr], strict=True)))
         sweep_rows.append(row)
     tokens = curves[deep, "pre"][0]["tokens"]
     sections = [
@@ -426,10 +476,16 @@ def reproduce(quick: bool = False, out: Path | str | None = None, **overrides: A
         f"{cfg.seeds[0]}), gradient norm of the first block divided by that of the last block "
         "(1 = even; << 1 = vanishing towards the input):\n\n"
         + markdown_table(["variant", "layer 0 / last layer"], [[LABELS[v], x] for v, x in grad_ratio.items()]),
-        f"## Learning-rate sweep at depth {deep}\n\nFinal validation loss per seed (seeds {cfg.seeds}). "
-        "Diverged (bold): a non-finite loss or a blow-up above 3 ln V (run stopped), or a final loss not below "
-        f"the unigram loss minus {MARGIN} (no learning: stuck on the unigram plateau)."
-        "\n\n" + markdown_table(["variant", *[f"lr {lr:g}" for lr in sorted(cfg.sweep_lrs)]], sweep_rows),
+        f"## Learning-rate sweep at depth {deep}\n\nFinal validation loss per seed (seeds {sweep_seeds}). "
+        "Failures in bold, by kind: **diverged** = a non-finite loss or a blow-up above 3 ln V (the run is "
+        f"stopped at that step); **collapsed (unigram)** = finite losses, but the final loss within {MARGIN} of "
+        f"the unigram loss {h1:.3f} (the model predicts token frequencies and ignores its context: a failure to "
+        f"train, not a divergence); **stalled** = finite, more than {MARGIN} above the unigram loss."
+        "\n\n" + markdown_table(["variant", *[f"lr {lr:g}" for lr in sorted(cfg.sweep_lrs)]], sweep_rows)
+        + "\n\nRuns by status: " + "; ".join(
+            f"{LABELS[v]}: " + ", ".join(f"{k} {n}" for k in STATUSES
+                                         if (n := sum(x == k for lr in cfg.sweep_lrs for x in status[v, lr])))
+            for v in cfg.sweep_variants) + ".",
     ]
     scale_note = (
         f"The paper trains 1.2B dense and 1B-7B MoE OLMo models on up to 1T tokens; here the models have "
@@ -441,12 +497,12 @@ def reproduce(quick: bool = False, out: Path | str | None = None, **overrides: A
         "full multi-head attention (the paper: 8 KV heads for 32 query heads), RoPE theta 1e4 (paper 5e5), "
         "learning rates around 1e-3 for tiny models (paper 3e-4), weight decay on all matrices including the "
         "tied embedding but not on gains (paper: the reverse).")
-    run.finish([c1, c2], results=results, sections=sections, scale_note=scale_note,
+    run.finish(claims, results=results, sections=sections, scale_note=scale_note,
                title="HybridNorm: norm placement vs. loss and stability", paper=PAPER)
     return run.dir
 
 
-def _plots(run: Run, cfg: HybridNormConfig, curves, sweep, stable, h1: float, deep: int) -> None:
+def _plots(run: Run, cfg: HybridNormConfig, curves, sweep, status, h1: float, deep: int) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -497,19 +553,23 @@ def _plots(run: Run, cfg: HybridNormConfig, curves, sweep, stable, h1: float, de
     fig, ax = plt.subplots(figsize=(6, 4))
     lrs = sorted(cfg.sweep_lrs)
     top = h1 + 0.5
+    marker = {"stable": ("o", 7), "collapsed": ("v", 9), "stalled": ("^", 9), "diverged": ("x", 10)}
     for v in cfg.sweep_variants:
-        ys = [top if any(h["diverged"] for h in sweep[v, lr]) else _mean([h["final_val_loss"] for h in sweep[v, lr]])
+        ys = [top if "diverged" in status[v, lr] else _mean([h["final_val_loss"] for h in sweep[v, lr]])
               for lr in lrs]
         ys_plot = [y if math.isfinite(y) and y < top else top for y in ys]
         ax.plot(lrs, ys_plot, "-", color=colors[v], label=LABELS[v])
         for lr, y in zip(lrs, ys_plot, strict=True):
-            ok = all(stable[v, lr])
-            ax.plot([lr], [y], "o" if ok else "x", color=colors[v], ms=7 if ok else 10)
+            worst = max(status[v, lr], key=STATUSES.index)              # the worst outcome over the seeds
+            m, ms = marker[worst]
+            ax.plot([lr], [y], m, color=colors[v], ms=ms)
+    ax.axhline(h1, color="grey", ls="--", lw=1, label=f"unigram loss {h1:.2f} (collapse plateau)")
     ax.axhline(h1 - MARGIN, color="grey", ls=":", lw=1, label=f"unigram loss - {MARGIN} (stability line)")
     ax.set(xscale="log", xlabel="peak learning rate", ylabel="final validation loss",
-           title=f"Learning-rate sweep, {deep} layers (x = diverged)")
+           title=f"Learning-rate sweep, {deep} layers (x diverged, ▽ collapsed)")
     ax.set_xticks(lrs, [f"{lr:g}" for lr in lrs])
     ax.xaxis.set_minor_formatter(NullFormatter())
     ax.legend(fontsize=8)
-    run.savefig(fig, "lr_sweep", "Final validation loss vs. learning rate; crosses mark diverged runs "
-                "(clipped at the top of the plot).")
+    run.savefig(fig, "lr_sweep", "Final validation loss vs. learning rate (mean over seeds); the marker shows the "
+                "worst seed: o stable, ▽ collapsed onto the unigram loss, △ stalled above it, x diverged (non-finite "
+                "or exploding loss; clipped at the top of the plot).")

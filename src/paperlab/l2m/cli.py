@@ -56,6 +56,10 @@ def run(
     max_split: Annotated[int | None, typer.Option(min=4, help="Largest L_x (power of two).")] = None,
     ratios: Annotated[str | None, typer.Option(help="Comma-separated r = L / L_x (2 = bipartite I_{L/2;L}).")] = None,
     batch_size: Annotated[int | None, typer.Option(min=1, help="Samples per LM forward batch.")] = None,
+    block_start: Annotated[str | None, typer.Option(help="Where text blocks open: paragraph (default), chapter, "
+                                                    "or any (mid-sentence allowed; the old behaviour).")] = None,
+    fit_min_split: Annotated[int | None, typer.Option(min=2, help="Smallest L_x of the claim's power-law fit "
+                                                      "(power of two, <= max split / 4; default 16).")] = None,
     no_vclub: Annotated[bool, typer.Option("--no-vclub", help="Skip the vCLUB estimator (halves LM work).")] = False,
     no_text: Annotated[bool, typer.Option("--no-text", help="Skip the LM part (Gaussian + training only).")] = False,
     no_train: Annotated[bool, typer.Option("--no-train", help="Skip the transformer-vs-GRU training check.")] = False,
@@ -69,12 +73,13 @@ def run(
     check_model_spec(model, "--model")
     check_choice(scorer, "--scorer", ("torch", "vllm"))
     check_corpus(corpus)
+    check_choice(block_start, "--block-start", ("paragraph", "chapter", "any"))
     ratio_list = parse_ints(ratios, "--ratios", min=2, example="2,4")
     from paperlab.l2m.experiment import default_config, reproduce
 
     overrides = {k: v for k, v in dict(
         corpus=corpus, n_samples=samples, max_split=max_split, batch_size=batch_size, train_steps=train_steps,
-        threads=threads, ratios=ratio_list,
+        threads=threads, ratios=ratio_list, block_start=block_start, fit_min_split=fit_min_split,
     ).items() if v is not None}
     overrides.update(model=model, scorer=scorer, seed=seed, vclub=not no_vclub, text_mi=not no_text,
                      train=not no_train)

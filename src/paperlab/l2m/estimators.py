@@ -157,6 +157,34 @@ def two_point_mi(seqs: Iterable[Sequence[int] | np.ndarray], distances: Sequence
     return TwoPointMI([int(d) for d in distances], mi, err, h1.value, h1.err, hp, h1.total)
 
 
+def entropy_convergence(seqs: Iterable[Sequence[int] | np.ndarray], n: int = 2, chunk: int = 2048,
+                        min_tokens: int = 16384, seed: int = 0) -> list[dict]:
+    """Grassberger ``n``-gram entropy on growing shares of the text: does the estimate still move?
+
+    The sequences are cut into chunks of ``chunk`` tokens, shuffled (``seed``) and pooled in doubling
+    numbers of tokens from ``min_tokens`` up to the whole text (always the last row). Each row:
+    ``tokens`` (tokens counted), ``h`` and ``err`` (nats), ``delta`` (change from the previous row, i.e.
+    per doubling of the text). An entropy of a large alphabet is underestimated on little text, so ``h``
+    rises with ``tokens`` until the text covers the distribution; a ``delta`` near 0 means converged.
+    """
+    seqs = _as_arrays(seqs)
+    chunks = [s[i: i + chunk] for s in seqs for i in range(0, len(s), chunk) if len(s[i: i + chunk]) > n]
+    order = np.random.default_rng(seed).permutation(len(chunks))
+    chunks = [chunks[i] for i in order]
+    sizes = np.cumsum([len(c) for c in chunks])
+    total = int(sizes[-1]) if len(sizes) else 0
+    targets = [t for t in (min_tokens * 2 ** k for k in range(64)) if t < total] + [total]
+    rows, prev = [], None
+    for t in targets:
+        k = int(np.searchsorted(sizes, t) + 1)
+        part = chunks[:k]
+        h = grassberger_entropy(ngram_counts(part, n))
+        rows.append(dict(tokens=int(sum(len(c) for c in part)), h=h.value, err=h.err,
+                         delta=None if prev is None else h.value - prev))
+        prev = h.value
+    return rows
+
+
 # ----------------------------------------------------------------------------------------------
 # Scorers: anything that gives autoregressive per-token log-probs
 

@@ -53,6 +53,16 @@ def load_documents(corpus: str = "gutenberg") -> list[str]:
     raise UserError(f"unknown corpus {corpus!r}", "use gutenberg, wikitext2, a .txt file or a folder of .txt files")
 
 
+def load_extra_novels() -> list[str]:
+    """The eleven further Gutenberg novels of the same origin (``data/gutenberg_extra/*.txt.xz``, ~2.3 M
+    words): more text for the corpus statistics (the BOS correction's ``H_2``, two-point MI), never scored
+    by the LM."""
+    import lzma
+
+    folder = data_path("gutenberg_extra")
+    return [lzma.open(f, "rt", encoding="utf-8").read() for f in sorted(folder.glob("*.txt.xz"))]
+
+
 def tokenize_documents(docs: list[str], tokenizer) -> list[np.ndarray]:
     """Token ids of every document (no special tokens)."""
     out = []
@@ -62,15 +72,92 @@ def tokenize_documents(docs: list[str], tokenizer) -> list[np.ndarray]:
     return out
 
 
-def sample_blocks(token_docs: list[np.ndarray], n_samples: int, length: int, seed: int = 0) -> np.ndarray:
-    """``n_samples`` non-overlapping blocks of ``length`` consecutive tokens, drawn at random across documents."""
-    blocks = [(i, s) for i, d in enumerate(token_docs) for s in range(0, len(d) - length + 1, length)]
-    if len(blocks) < n_samples:
-        raise UserError(f"the corpus holds only {len(blocks)} blocks of {length} tokens, fewer than {n_samples}",
-                        "use fewer samples, a smaller --max-split, or a larger corpus")
+#: a paragraph break: a line that is empty (or only blanks) between two lines of text
+_PARAGRAPH_BREAK = re.compile(r"\n[ \t]*\n\s*")
+#: a chapter heading line of a Gutenberg novel ("Chapter 1", "CHAPTER I—THE DAWN", "CHAPTER XII.")
+_CHAPTER = re.compile(r"(?:CHAPTER|Chapter)\s+(?:[0-9]+|[IVXLC]+)\b")
+BLOCK_STARTS = ("paragraph", "chapter", "any")
+
+
+def paragraph_offsets(text: str, unit: str = "paragraph") -> list[int]:
+    """Character offsets where a paragraph (``unit="paragraph"``) or a chapter heading (``"chapter"``) begins.
+
+    A paragraph begins at the first non-blank character after an empty line, and at the start of the text.
+    """
+    if unit not in ("paragraph", "chapter"):
+        raise ValueError(f"unit must be paragraph or chapter, not {unit!r}")
+    lead = len(text) - len(text.lstrip())
+    starts = ([lead] if lead < len(text) else []) + [m.end() for m in _PARAGRAPH_BREAK.finditer(text)
+                                                     if m.end() < len(text)]
+    if unit == "chapter":
+        starts = [s for s in starts if _CHAPTER.match(text, s)]
+    return starts
+
+
+def tokenize_with_starts(docs: list[str], tokenizer, unit: str = "paragraph") -> tuple[list[np.ndarray],
+                                                                                      list[np.ndarray]]:
+    """Token ids of every document and the token indices where its paragraphs (or chapters) begin.
+
+    Each document is tokenized piece by piece, cut at the paragraph starts, so that a paragraph's first
+    character always opens a token (BPE pre-tokenizers split at the blank line anyway, so the pieces
+    tokenize as the whole text does up to the odd whitespace token). ``unit="any"`` gives every
+    token position (the old behaviour: blocks may open mid-sentence).
+    """
+    if unit not in BLOCK_STARTS:
+        raise ValueError(f"unit must be one of {BLOCK_STARTS}, not {unit!r}")
+    ids_out, starts_out = [], []
+    for d in docs:
+        cuts = paragraph_offsets(d, "paragraph")
+        if not cuts or cuts[0] != 0:
+            cuts = [0, *cuts]
+        pieces = [d[a:b] for a, b in zip(cuts, [*cuts[1:], len(d)], strict=True)]
+        enc = tokenizer(pieces, add_special_tokens=False)["input_ids"] if pieces else []
+        lens = np.array([len(e) for e in enc], dtype=np.int64)
+        first = np.concatenate([[0], np.cumsum(lens)[:-1]]) if len(lens) else np.zeros(0, np.int64)
+        ids = np.asarray([t for e in enc for t in e], dtype=np.int64)
+        keep = set(paragraph_offsets(d, "chapter")) if unit == "chapter" else None
+        if unit == "any":
+            st = np.arange(len(ids), dtype=np.int64)
+        else:
+            st = np.asarray([f for c, f, n in zip(cuts, first, lens, strict=True)
+                             if n > 0 and not d[c].isspace() and (keep is None or c in keep)], dtype=np.int64)
+        ids_out.append(ids)
+        starts_out.append(st)
+    return ids_out, starts_out
+
+
+def sample_blocks(token_docs: list[np.ndarray], n_samples: int, length: int, seed: int = 0,
+                  starts: list[np.ndarray] | None = None) -> np.ndarray:
+    """``n_samples`` non-overlapping blocks of ``length`` consecutive tokens, drawn at random across documents.
+
+    ``starts[i]``: the token indices of document ``i`` a block may begin at (paragraph or chapter starts,
+    from :func:`tokenize_with_starts`); without them, blocks tile each document from its first token
+    (a block may then open mid-sentence, right behind the scorer's document-start token).
+    """
     rng = np.random.default_rng(seed)
-    pick = rng.choice(len(blocks), n_samples, replace=False)
-    return np.stack([token_docs[blocks[j][0]][blocks[j][1]: blocks[j][1] + length] for j in pick])
+    if starts is None:
+        blocks = [(i, s) for i, d in enumerate(token_docs) for s in range(0, len(d) - length + 1, length)]
+        if len(blocks) < n_samples:
+            raise UserError(f"the corpus holds only {len(blocks)} blocks of {length} tokens, fewer than {n_samples}",
+                            "use fewer samples, a smaller --max-split, or a larger corpus")
+        pick = [blocks[j] for j in rng.choice(len(blocks), n_samples, replace=False)]
+    else:
+        cands = [(i, int(s)) for i, (d, st) in enumerate(zip(token_docs, starts, strict=True))
+                 for s in st if s + length <= len(d)]
+        taken: dict[int, list[int]] = {}
+        pick = []
+        for j in rng.permutation(len(cands)):
+            i, s = cands[j]
+            if all(abs(s - t) >= length for t in taken.get(i, [])):     # no overlap with a block taken
+                taken.setdefault(i, []).append(s)
+                pick.append((i, s))
+                if len(pick) == n_samples:
+                    break
+        if len(pick) < n_samples:
+            raise UserError(f"the corpus holds only {len(pick)} non-overlapping blocks of {length} tokens that "
+                            f"open a paragraph/chapter, fewer than {n_samples}",
+                            "use fewer samples, a smaller --max-split, --block-start paragraph, or a larger corpus")
+    return np.stack([token_docs[i][s: s + length] for i, s in pick])
 
 
 def start_token_id(tokenizer, choice: str = "auto") -> int:

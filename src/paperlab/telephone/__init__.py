@@ -15,15 +15,18 @@ The chain (Section 3). With generation 0 the original passage ``x_0`` and ``f`` 
 and every metric compares ``x_t`` with ``x_0``:
 
     chrF_beta = (1 + beta^2) · chrP · chrR / (beta^2 · chrP + chrR)
-    FActScore(x_t) = |{a ∈ A(x_0) : a supported by x_t}| / |A(x_0)|
+    FActScore(x_t) = |{a ∈ A(x_t) : a supported by x_0}| / |A(x_t)|     (a precision; |A(x_t)| facts per response)
+    fact_recall(x_t) = |{a ∈ A(x_0) : a supported by x_t}| / |A(x_0)|   (the reverse, an extra)
 
 Public API
 ----------
 - :mod:`paperlab.telephone.chains` — :class:`Setup`, :class:`MTPlayer`, :class:`LMPlayer`,
   :func:`run_chain` (self-loop, two-player, multiplayer, rephrase).
 - :mod:`paperlab.telephone.prompts` — the three constraint levels (Simple, Base, Constrained).
-- :mod:`paperlab.telephone.metrics` — :func:`score_pairs` (``standard`` or ``paper`` conventions).
-- :mod:`paperlab.telephone.factscore` — atomic facts + verification (LLM judge or offline fallback).
+- :mod:`paperlab.telephone.metrics` — :func:`score_pairs` (BLEU, chrF, METEOR, ROUGE-1/L, BERTScore;
+  ``standard`` or ``paper`` conventions, the latter reproducing the paper's stored values).
+- :mod:`paperlab.telephone.factscore` — atomic facts of the generation verified against the original
+  (LLM judge or offline fallback), and the reverse recall.
 - :mod:`paperlab.telephone.experiment` — the small-scale reproduction and its claims.
 
 CLI: ``paperlab telephone run [--quick]`` and ``paperlab telephone score --original F --generations F``.

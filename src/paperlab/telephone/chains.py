@@ -17,10 +17,18 @@ Draws are per passage (each passage has its own model sequence, as in the paper'
 outputs) from a generator seeded by ``(seed, passage index)``, so runs are reproducible.
 LM players get a fresh sampling seed per (iteration, hop), so a sampled chain cannot stall just
 because a text repeats.
+
+Degenerate generations. A small LM's rephrase chain can fall into a repetition loop that runs to
+``max_tokens``. Every hop records its finish reason (``"length"``: the answer was cut at
+``max_tokens``), and :func:`repetition_loop` flags texts that repeat themselves; the experiment
+reports both per iteration. Nothing is filtered or re-generated: degenerate texts stay in the chain,
+as they would in the paper's. (A repetition penalty would be a decoding option of the backend; the
+core's ``GenerationParams`` has none yet, so none is applied.)
 """
 
 from __future__ import annotations
 
+import re
 from collections import defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -32,6 +40,14 @@ from paperlab.core.translate import LANG_NAMES, Translator
 from paperlab.telephone.prompts import build_prompt
 
 
+@dataclass
+class Step:
+    """One output of a player: the text and, for LM players, why generation stopped."""
+
+    text: str
+    finish_reason: str | None = None  # LM: "stop" or "length" (cut at max_tokens); MT engines: None
+
+
 class Player:
     """A participant in the chain: maps texts from ``src`` to ``tgt``."""
 
@@ -40,7 +56,7 @@ class Player:
     def supports(self, src: str, tgt: str) -> bool:
         raise NotImplementedError
 
-    def step(self, texts: Sequence[str], src: str, tgt: str, seed: int) -> list[str]:
+    def step(self, texts: Sequence[str], src: str, tgt: str, seed: int) -> list[Step]:
         raise NotImplementedError
 
 
@@ -59,7 +75,7 @@ class MTPlayer(Player):
         return src != tgt and (pairs is None or (src, tgt) in pairs)
 
     def step(self, texts, src, tgt, seed):
-        return self.translator.translate(list(texts), src, tgt)
+        return [Step(t) for t in self.translator.translate(list(texts), src, tgt)]
 
 
 @dataclass
@@ -81,7 +97,7 @@ class LMPlayer(Player):
         kind = "rephrase" if src == tgt else "translate"
         s, t = LANG_NAMES.get(src, src), LANG_NAMES.get(tgt, tgt)
         prompts = [build_prompt(x, self.level, kind, s, t) for x in texts]
-        return [r.text for r in self.lm.chat(prompts, self.params.replace(seed=seed))]
+        return [Step(r.text, r.finish_reason) for r in self.lm.chat(prompts, self.params.replace(seed=seed))]
 
 
 @dataclass(frozen=True)
@@ -107,6 +123,7 @@ class Hop:
     src: str
     tgt: str
     player: str
+    finish_reason: str | None = None
 
 
 def _expand_pivots(route: list[str], pool: Sequence[Player]) -> list[tuple[str, str]]:
@@ -163,8 +180,8 @@ def run_chain(
             for (k, src, tgt), idx in groups.items():
                 out = pool[k].step([current[i] for i in idx], src, tgt, step_seed(seed, t, h))
                 for i, y in zip(idx, out, strict=True):
-                    current[i] = y
-                    logs[i].append(Hop(src, tgt, pool[k].name))
+                    current[i] = y.text
+                    logs[i].append(Hop(src, tgt, pool[k].name, y.finish_reason))
         for i in range(len(passages)):
             texts[i].append(current[i])
             hop_log[i].append(logs[i])
@@ -179,3 +196,26 @@ def fixed_point_iteration(texts: Sequence[str]) -> int | None:
         if texts[t] == texts[t - 1]:
             return t
     return None
+
+
+_WORDS = re.compile(r"\w+")
+_TAIL_LOOP = re.compile(r"(\S.{0,79}?)(?:\s*\1){4,}\s*$", re.S)
+
+
+def repetition_loop(text: str, n: int = 4, max_repeated: float = 0.25) -> bool:
+    """Whether a text has fallen into a repetition loop.
+
+    True when more than ``max_repeated`` of its word ``n``-grams are repeats of an earlier one
+    (``1 - distinct/total``; natural prose stays near 0) or when it ends in one unit of up to 80
+    characters repeated five or more times in a row (a loop cut by ``max_tokens``).
+    """
+    words = [w.lower() for w in _WORDS.findall(text)]
+    grams = list(zip(*(words[i:] for i in range(n)), strict=False))
+    if len(grams) >= 8 and 1 - len(set(grams)) / len(grams) > max_repeated:
+        return True
+    return bool(_TAIL_LOOP.search(text[-2000:]))
+
+
+def degenerate(text: str, hops: Sequence[Hop]) -> bool:
+    """A generation is degenerate when a hop of its iteration ran to ``max_tokens`` or its text loops."""
+    return any(h.finish_reason == "length" for h in hops) or repetition_loop(text)

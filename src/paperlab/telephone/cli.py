@@ -39,6 +39,8 @@ def run(
     overwrite: Overwrite = False,
     passages: Annotated[int | None, typer.Option(min=1, help="Passages for the MT chains.")] = None,
     lm_passages: Annotated[int | None, typer.Option(min=1, help="Passages for the LM rephrase chains.")] = None,
+    lm_passage_words: Annotated[int | None, typer.Option(min=5, help="LM chains rephrase each passage's leading "
+                                                         "whole sentences up to this many words.")] = None,
     iterations: Annotated[int | None, typer.Option(min=1, help="Iterations of the MT chains.")] = None,
     lm_iterations: Annotated[int | None, typer.Option(min=1, help="Iterations of the LM chains.")] = None,
     model: Annotated[str | None, typer.Option("--model", help="LM for the rephrase chains (model spec).")] = None,
@@ -48,13 +50,14 @@ def run(
     temperatures: Annotated[str | None, typer.Option(help="Comma-separated temperatures (0 = greedy).")] = None,
     domains: Annotated[str | None, typer.Option(help="Comma-separated domains (news2024,booksum,...).")] = None,
     judge: Annotated[str | None, typer.Option(help="FActScore judge: lexical (offline fallback) or a model spec.")] = None,
-    compat: Annotated[str | None, typer.Option(help="Metric convention: standard or paper.")] = None,
+    compat: Annotated[str | None, typer.Option(help="Metric convention: standard, or paper (the official "
+                                               "evaluation's calls; reproduces its stored values).")] = None,
     passage_file: Annotated[Path | None, typer.Option(help="Your own passages: JSONL, {\"text\": ...} per line.")] = None,
     no_mt: Annotated[bool, typer.Option("--no-mt", help="Skip the MT chains.")] = False,
     no_rephrase: Annotated[bool, typer.Option("--no-rephrase", help="Skip the LM rephrase chains.")] = False,
     seed: Seed = 0,
 ) -> None:
-    """Run the chains, compute BLEU/chrF/METEOR/BERTScore/FActScore per iteration, test the paper's claims."""
+    """Run the chains, compute BLEU/chrF/METEOR/ROUGE/BERTScore/FActScore per iteration, test the paper's claims."""
     # every value is checked before any work: a bad one is a one-line error and leaves no run folder
     temps = parse_floats(temperatures, "--temperatures", min=0, example="0,0.5,1")
     pool_specs = parse_names(pool, "--pool", example="openai:http://127.0.0.1:8000/v1#m1,openai:http://127.0.0.1:8001/v1#m2")
@@ -73,7 +76,7 @@ def run(
 
     doms = parse_names(domains, "--domains", choices=DOMAINS, example="news2024,booksum")
     overrides = {k: v for k, v in dict(
-        passages=passages, lm_passages=lm_passages, mt_iterations=iterations, lm_iterations=lm_iterations,
+        passages=passages, lm_passages=lm_passages, lm_passage_words=lm_passage_words, mt_iterations=iterations, lm_iterations=lm_iterations,
         lm=model, pool=pool_specs, passage_file=str(passage_file) if passage_file else None, pivot=pivot,
         domains=doms, judge=judge, compat=compat, temperatures=temps,
     ).items() if v is not None}

@@ -1,28 +1,37 @@
-"""FActScore-style factuality (paper Section 4.2): atomic facts of the original, checked
-against each generation.
+"""FActScore (paper Section 4.2): atomic facts of each GENERATION, checked against the original.
 
-    FActScore(y) = (1/|A(x_0)|) · Σ_{a ∈ A(x_0)} 1[a is supported by y]
+The paper scores a generation ``y`` with FActScore (Min et al. 2023), the original passage ``x_0``
+as the knowledge source (looked up by title in the official ``eval.py``):
 
-where ``A(x_0)`` are the atomic facts of the original passage. The paper uses FActScore with an
-LLM judge and the original passage as the knowledge source; we implement the same two steps
-against any backend:
+    FActScore(y) = (1/|A(y)|) · Σ_{a ∈ A(y)} 1[a is supported by x_0]        (a precision)
 
-1. **Extraction** — :class:`LLMFactJudge` asks a model to break each sentence of the original
-   into independent atomic facts (one per line, "- " bullets).
-2. **Verification** — it asks whether each fact is true given the generation (True/False).
+where ``A(y)`` are the atomic facts extracted from the generation; ``|A(y)|`` is reported as
+``num_facts_per_response`` and varies with the generation (44-60 in the stored results; generation 0
+scores about 0.94, not 1, because the judge rejects some facts of the original itself). An empty
+generation scores 0, as in the official evaluation. FActScore's length penalty (gamma = 10) is 1 at
+the paper's fact counts, so ``score`` and ``init_score`` coincide there; we report the unpenalised
+precision.
 
-The small offline default model cannot do either reliably, so the default judge is
-:class:`LexicalFactJudge`, a documented offline fallback:
+The reverse direction is reported as an extra, ``fact_recall``: the original's facts found in the
+generation, ``(1/|A(x_0)|) · Σ_{a ∈ A(x_0)} 1[a is supported by y]``. It is not the paper's number
+(it falls when the chain drops content, where the precision falls when the chain adds or changes it).
 
-- atomic facts = the original's clauses (sentences split at ``;``, ``:`` and ", and/but/while
-  ...", fragments of fewer than 3 content words merged back);
-- a fact is supported when (a) the cosine similarity of its MiniLM embedding to the best-matching
-  sentence or clause of the generation is at least ``threshold`` (0.7) **and** (b) every number in it appears in
-  the generation. (b) catches the number and date drift that embeddings miss.
+Two judges implement both directions:
 
-Its absolute values are not the paper's (no LLM judge); its trend over iterations is the
-quantity of interest, and any OpenAI-compatible judge (``--judge openai:…``) gives the real
-FActScore procedure.
+1. :class:`LLMFactJudge` — FActScore's two LLM steps against any backend: extraction (each sentence
+   broken into "- " bulleted atomic facts) and verification ("<context> Input: <fact> True or False?").
+2. :class:`LexicalFactJudge` — the documented offline fallback (the small offline model can do
+   neither step reliably):
+
+   - atomic facts = clauses (sentences split at ``;``, ``:`` and ", and/but/while ...", fragments of
+     fewer than 3 content words merged back);
+   - a fact is supported by a text when (a) the cosine similarity of its MiniLM embedding to the
+     best-matching sentence or clause of that text is at least ``threshold`` (0.7) **and** (b) every
+     number in it appears in that text. (b) catches the number and date drift that embeddings miss.
+
+   Its facts are clauses (a handful per passage, not ~50 atomic facts), so its absolute values are
+   not the paper's; its trend over iterations is the quantity of interest, and any OpenAI-compatible
+   judge (``--judge openai:…``) runs the real FActScore procedure.
 """
 
 from __future__ import annotations
@@ -72,16 +81,30 @@ def clause_facts(text: str, min_words: int = 3) -> list[str]:
 
 @dataclass
 class FactResult:
+    """Both directions for one (original, generation) pair.
+
+    ``score`` is FActScore (the paper's precision: the generation's facts supported by the original),
+    ``n_facts`` the generation's fact count (``num_facts_per_response``), ``supported`` one flag per
+    generation fact; ``recall`` is the share of the original's ``n_original_facts`` facts supported by
+    the generation.
+    """
+
     score: float
     n_facts: int
     supported: list[bool]
+    recall: float = float("nan")
+    n_original_facts: int = 0
+
+
+def _share(flags: Sequence[bool]) -> float:
+    return float(np.mean(flags)) if len(flags) else 0.0   # no facts: 0, as the official eval.py records it
 
 
 class LexicalFactJudge:
     """The offline fallback judge (see the module docstring).
 
-    Embeddings are memoised by text: chains revisit the same sentences (a deterministic chain at
-    its fixed point repeats every one), so each distinct sentence is encoded once.
+    Facts and embeddings are memoised by text: chains revisit the same sentences (a deterministic chain
+    at its fixed point repeats every one), so each distinct sentence is split and encoded once.
     """
 
     name = "lexical-minilm"
@@ -89,12 +112,20 @@ class LexicalFactJudge:
     def __init__(self, threshold: float = 0.7):
         self.threshold = threshold
         self._facts: dict[str, list[str]] = {}
+        self._units: dict[str, list[str]] = {}
         self._emb: dict[str, np.ndarray] = {}
 
-    def facts(self, original: str) -> list[str]:
-        if original not in self._facts:
-            self._facts[original] = clause_facts(original)
-        return self._facts[original]
+    def facts(self, text: str) -> list[str]:
+        """Atomic facts (clauses) of a text."""
+        if text not in self._facts:
+            self._facts[text] = clause_facts(text)
+        return self._facts[text]
+
+    def _evidence(self, text: str) -> list[str]:
+        """What a fact is matched against: the text's sentences and clauses."""
+        if text not in self._units:
+            self._units[text] = list(dict.fromkeys(sentences(text) + clause_facts(text))) or [text or " "]
+        return self._units[text]
 
     def _embed(self, texts: Sequence[str]) -> np.ndarray:
         new = [t for t in dict.fromkeys(texts) if t not in self._emb]
@@ -102,20 +133,25 @@ class LexicalFactJudge:
             self._emb.update(zip(new, embed(new), strict=True))
         return np.stack([self._emb[t] for t in texts])
 
+    def supported(self, facts: Sequence[str], source: str) -> list[bool]:
+        """Which ``facts`` the ``source`` text supports (similarity and number check)."""
+        if not facts:
+            return []
+        best = (self._embed(facts) @ self._embed(self._evidence(source)).T).max(axis=1)  # unit vectors: cosine
+        nums = set(_NUM.findall(source))
+        return [bool(best[i] >= self.threshold and set(_NUM.findall(f)) <= nums) for i, f in enumerate(facts)]
+
     def score_pairs(self, originals: Sequence[str], generations: Sequence[str]) -> list[FactResult]:
-        """FActScore of each generation against its original (all texts embedded in one batch)."""
-        units = [list(dict.fromkeys(sentences(g) + clause_facts(g))) or [g or " "] for g in generations]
-        facts = [self.facts(o) for o in originals]
-        self._embed([t for group in (*facts, *units) for t in group])
+        """FActScore (and the recall) of each generation against its original, all texts embedded in one batch."""
+        texts = list(dict.fromkeys([*originals, *generations]))
+        self._embed([u for t in texts for u in (*self.facts(t), *self._evidence(t))])
         out = []
-        for fs, us, g in zip(facts, units, generations, strict=True):
-            if not fs:
-                out.append(FactResult(float("nan"), 0, []))
-                continue
-            best = (self._embed(fs) @ self._embed(us).T).max(axis=1)  # unit vectors: cosine similarity
-            g_nums = set(_NUM.findall(g))
-            ok = [bool(best[i] >= self.threshold and set(_NUM.findall(f)) <= g_nums) for i, f in enumerate(fs)]
-            out.append(FactResult(float(np.mean(ok)), len(fs), ok))
+        for o, g in zip(originals, generations, strict=True):
+            g_facts = self.facts(g) if g.strip() else []
+            ok = self.supported(g_facts, o)
+            back = self.supported(self.facts(o), g) if g.strip() else [False] * len(self.facts(o))
+            out.append(FactResult(_share(ok), len(g_facts), ok, _share(back) if back else float("nan"),
+                                  len(self.facts(o))))
         return out
 
     def score(self, original: str, generations: Sequence[str]) -> list[FactResult]:
@@ -131,29 +167,37 @@ class LLMFactJudge:
         self.name = f"llm:{lm.id}"
         self._facts: dict[str, list[str]] = {}
 
-    def facts(self, original: str) -> list[str]:
-        if original not in self._facts:
-            sents = sentences(original)
+    def facts(self, text: str) -> list[str]:
+        """Atomic facts of a text: each sentence broken into "- " bullets by the model."""
+        if text not in self._facts:
+            sents = sentences(text)
             prompts = [[{"role": "user", "content":
                          "Break the following sentence into independent atomic facts, one short fact per "
                          f"line, each starting with '- '. Output the list only.\n\nSentence: {s}"}] for s in sents]
             replies = [r.text for r in self.lm.chat(prompts, self.params)]
             facts = [ln.strip()[2:].strip() for r in replies for ln in r.splitlines() if ln.strip().startswith("- ")]
-            self._facts[original] = facts or clause_facts(original)
-        return self._facts[original]
+            self._facts[text] = facts or clause_facts(text)
+        return self._facts[text]
 
-    def score(self, original: str, generations: Sequence[str]) -> list[FactResult]:
-        facts = self.facts(original)
-        out = []
-        verify = self.params.replace(max_tokens=4)
-        for g in generations:
-            prompts = [[{"role": "user", "content":
-                         f"Answer the question based on the given context.\n\nContext: {g}\n\n"
-                         f"Input: {f} True or False?\nOutput:"}] for f in facts]
-            replies = [r.text for r in self.lm.chat(prompts, verify)]
-            ok = [r.strip().lower().startswith("true") for r in replies]
-            out.append(FactResult(float(np.mean(ok)) if ok else float("nan"), len(facts), ok))
-        return out
+    def supported(self, facts: Sequence[str], source: str) -> list[bool]:
+        """FActScore's verification prompt, ``source`` as the retrieved knowledge."""
+        if not facts:
+            return []
+        prompts = [[{"role": "user", "content":
+                     f"Answer the question based on the given context.\n\nContext: {source}\n\n"
+                     f"Input: {f} True or False?\nOutput:"}] for f in facts]
+        replies = [r.text for r in self.lm.chat(prompts, self.params.replace(max_tokens=4))]
+        return [r.strip().lower().startswith("true") for r in replies]
 
     def score_pairs(self, originals: Sequence[str], generations: Sequence[str]) -> list[FactResult]:
-        return [self.score(o, [g])[0] for o, g in zip(originals, generations, strict=True)]
+        out = []
+        for o, g in zip(originals, generations, strict=True):
+            g_facts = self.facts(g) if g.strip() else []
+            ok = self.supported(g_facts, o)
+            back = self.supported(self.facts(o), g) if g.strip() else [False] * len(self.facts(o))
+            out.append(FactResult(_share(ok), len(g_facts), ok, _share(back) if back else float("nan"),
+                                  len(self.facts(o))))
+        return out
+
+    def score(self, original: str, generations: Sequence[str]) -> list[FactResult]:
+        return self.score_pairs([original] * len(generations), generations)

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from paperlab.core.data import read_jsonl
 from paperlab.core.errors import UserError
-from paperlab.core.stats import mean_ci
+from paperlab.core.stats import bootstrap_ci
 from paperlab.telephone.metrics import METRICS, score_pairs, signatures
 
 _GEN_KEY = re.compile(r"^(\d+)_en$")
@@ -71,15 +71,19 @@ def score_files(original: Path, generations: Path, compat: str = "standard", jud
             from paperlab.core.models import load_lm
 
             j = LLMFactJudge(load_lm(judge))
-        scores["factscore"] = [r.score for r in j.score_pairs([originals[p] for p, _, _ in gens], [g for _, _, g in gens])]
-        names.append("factscore")
+        fr = j.score_pairs([originals[p] for p, _, _ in gens], [g for _, _, g in gens])
+        scores["factscore"] = [r.score for r in fr]          # the paper's direction: the generation's facts
+        scores["fact_recall"] = [r.recall for r in fr]       # the original's facts found in the generation
+        scores["facts_per_response"] = [float(r.n_facts) for r in fr]
+        names += ["factscore", "fact_recall", "facts_per_response"]
     rows = [{"id": p, "iteration": t, **{m: scores[m][k] for m in names}} for k, (p, t, _) in enumerate(gens)]
     by_t: dict[int, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
     for r in rows:
         for m in names:
             by_t[r["iteration"]][m].append(r[m])
-    cis = {t: {m: mean_ci(v).as_dict() for m, v in ms.items()} for t, ms in sorted(by_t.items())}
+    # percentile bootstrap over passages: the interval stays inside a metric's range (a t-interval need not);
     # one generation at an iteration has no interval: ci_lo/ci_hi are null there
+    cis = {t: {m: bootstrap_ci(v, n_boot=1000).as_dict() for m, v in ms.items()} for t, ms in sorted(by_t.items())}
     summary = {str(t): {m: {"mean": e["value"], "ci_lo": e["lo"], "ci_hi": e["hi"], "n": e["n"]} for m, e in es.items()}
                for t, es in cis.items()}
     return {"compat": compat, "signatures": signatures(compat), "judge": judge,

@@ -23,6 +23,14 @@ and probe baselines.
    on exemplars + selected.
 6. *Score*: :math:`p(\\text{truthful} \\mid r)`; metric AUROC.
 
+Answers are embedded in the context they were generated in (the chat template with the paper's
+prompt as the user turn; :func:`~paperlab.tsv.labelling.scoring_context`). ``paperlab tsv run``
+tests the claim on TruthfulQA's gold reference answers (``--mode gold``, the quick default: exact
+labels, offline) or on the LM's own answers labelled by reference similarity (``--mode paper``),
+against the baselines a user tries first (perplexity, PMI of answer and question, question-answer
+cosine, raw prototypes, a probe), with lambda, learning rate and epochs selected on validation over
+3 seeds.
+
 Training runs only the blocks after :math:`l` on cached :math:`h_l` (the prefix is frozen); see
 ``benchmarks/tsv_prefix_cache.py`` for the speed-up.
 
@@ -34,6 +42,9 @@ Training runs only the blocks after :math:`l` on cached :math:`h_l` (the prefix 
 - :class:`TSVTrainer`, :class:`TSVHyper` — the two-stage algorithm;
 - :class:`Detector` — save / load / score a trained detector
   (``paperlab tsv score --detector DIR --input pairs.jsonl``);
+- :func:`encode_answers`, :func:`scoring_context` — answers in their generation context;
+- :func:`gold_items` — TruthfulQA's reference answers as labelled items, split by question;
+- :func:`mean_auroc_diff` — seed-mean AUROC difference, paired bootstrap;
 - :func:`reproduce` — ``paperlab tsv run [--quick]``: TruthfulQA with the paper's split, baselines,
   claims ``tsv_beats_baselines`` and ``tsv_ot_stage``, report.
 """
@@ -45,7 +56,8 @@ _API = {
     "SteeringVector": "steering", "encode_dataset": "steering", "prefix_mode": "steering",
     "suffix_embeddings": "steering",
     "TSVHyper": "training", "TSVTrainer": "training",
-    "reproduce": "experiment",
+    "reproduce": "experiment", "mean_auroc_diff": "experiment",
+    "encode_answers": "steering", "scoring_context": "labelling", "gold_items": "data",
 }
 __all__ = sorted(_API)
 

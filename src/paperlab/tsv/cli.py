@@ -32,11 +32,25 @@ def run(
     out: Out = None,
     overwrite: Overwrite = False,
     model: Model = "default",
+    mode: Annotated[str | None, typer.Option(
+        help="gold: TruthfulQA's reference answers with their labels (default with --quick); "
+             "paper: the LM's own answers, labelled by reference similarity (default).")] = None,
+    answers_file: Annotated[Path | None, typer.Option(
+        "--answers-file", help="JSONL {\"row\", \"answer\"[, \"label\"]} per line: score these answers "
+                               "(several per row allowed; without labels --labeller labels them).")] = None,
+    answers_per_question: Annotated[int | None, typer.Option(
+        min=2, help="Gold mode: reference answers per question, half truthful (default 2).")] = None,
     labeller: Annotated[str | None, typer.Option(help="Answer labels: embed (MiniLM margin) or rouge.")] = None,
     layer: Annotated[int | None, typer.Option(min=0, help="Steering block (default: 9/32 of the depth).")] = None,
-    lam: Annotated[float | None, typer.Option("--lambda", help="Steering strength lambda (paper: 5).")] = None,
+    lam: Annotated[float | None, typer.Option(
+        "--lambda", help="One absolute steering strength (paper: 5); default: select on validation.")] = None,
+    lam_rel: Annotated[list[float] | None, typer.Option(
+        "--lambda-rel", help="Lambdas / residual norm tried besides the paper's 5 (repeat the option).")] = None,
     tau: Annotated[float | None, typer.Option(help="vMF temperature tau = 1/kappa (paper: 0.1).")] = None,
-    lr: Annotated[float | None, typer.Option(help="AdamW learning rate (paper: 5e-3).")] = None,
+    lr: Annotated[float | None, typer.Option(help="One AdamW learning rate (paper: 5e-3); default: the grid.")] = None,
+    lr_grid: Annotated[list[float] | None, typer.Option(
+        "--lr-grid", help="Learning rates tried on validation (repeat the option).")] = None,
+    seeds: Annotated[int | None, typer.Option(min=1, help="Training seeds (default 3).")] = None,
     stage1_epochs: Annotated[int | None, typer.Option(min=1, help="Stage-1 epochs (paper: 20).")] = None,
     stage2_epochs: Annotated[int | None, typer.Option(min=0, help="Stage-2 epochs (paper: 20).")] = None,
     k: Annotated[int | None, typer.Option(min=2, help="Pseudo-labelled samples kept (paper: 128).")] = None,
@@ -48,16 +62,23 @@ def run(
     """Generate answers, label them, train TSV (stage 1 + OT), compare with baselines, write the report."""
     # every value is checked before any work: a bad one is a one-line error and leaves no run folder
     check_model_spec(model, "--model")
-    for name, v in (("--lambda", lam), ("--tau", tau), ("--lr", lr)):
+    for name, v in (("--lambda", lam), ("--tau", tau), ("--lr", lr), *(("--lambda-rel", x) for x in lam_rel or ()),
+                    *(("--lr-grid", x) for x in lr_grid or ())):
         if v is not None and not math.isfinite(v):
             raise UserError(f"{name} must be a finite number, got {v}", "see `paperlab tsv run --help`")
-    from paperlab.tsv.experiment import default_config, reproduce
+    if answers_file is not None:
+        check_readable_file(answers_file, "--answers-file")
+    from paperlab.tsv.experiment import default_config, read_answers_file, reproduce, split_parts
 
     overrides = {k_: v for k_, v in dict(
-        model=model, labeller=labeller, layer=layer, lam=lam, tau=tau, lr=lr, stage1_epochs=stage1_epochs,
+        model=model, mode=mode, answers_per_question=answers_per_question, labeller=labeller, layer=layer, lam=lam,
+        lam_rel=lam_rel or None, tau=tau, lr=lr, lr_grid=lr_grid or None, seeds=seeds, stage1_epochs=stage1_epochs,
         stage2_epochs=stage2_epochs, k=k, n_wild=n_wild, n_test=n_test, threads=threads, seed=seed,
+        answers_file=str(answers_file) if answers_file is not None else None,
     ).items() if v is not None}
-    default_config(quick, **overrides)  # the settings' own checks (ranges, labeller), still before any work
+    cfg = default_config(quick, **overrides)  # the settings' own checks (ranges, labeller), still before any work
+    if answers_file is not None:  # a bad record is an error before any work
+        read_answers_file(answers_file, split_parts(cfg, 817))
     start_fresh(out, overwrite)
     print_run(reproduce(quick=quick, out=out, **overrides))
 
@@ -65,7 +86,8 @@ def run(
 @app.command()
 def score(
     detector: Annotated[Path, typer.Option(help="A detector folder (<run>/detector).", file_okay=False)],
-    input: Annotated[Path, typer.Option("--input", help="JSONL, one {\"question\", \"answer\"} per line.")],
+    input: Annotated[Path, typer.Option("--input", help="JSONL, one {\"question\", \"answer\", ...} per line "
+                                                        "(other fields are copied to the output).")],
     output: Annotated[Path | None, typer.Option("--output", help="Write JSONL here (default: stdout).")] = None,
 ) -> None:
     """Write p(truthful) for each (question, answer) line of INPUT with a trained detector."""
@@ -76,9 +98,10 @@ def score(
     check_readable_file(input, "--input")
     if output is not None:
         check_writable_file(output, "--output", parent_must_exist=True)
-    from paperlab.tsv.detector import read_pairs, score_file
+    from paperlab.tsv.detector import Detector, read_records, score_file
 
-    read_pairs(input)  # a malformed line is an error before the detector's model is loaded
+    read_records(input)  # a malformed line or an empty answer is an error before the model is loaded
+    Detector.load(detector)  # so is a damaged detector
     records = score_file(detector, input, output)
     if output is not None:
         typer.echo(f"wrote {len(records)} scores to {output}")

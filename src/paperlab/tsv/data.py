@@ -15,6 +15,7 @@ is touched once, at the end.
 from __future__ import annotations
 
 import csv
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -76,3 +77,65 @@ def paper_split(n: int = 817) -> Split:
         val=[i for i in held if i not in ex],
         test=[int(i) for i in index[n_wild:]],
     )
+
+
+# ------------------------------------------------------------------------------------------
+# Answers to score: gold reference answers, or generated / given ones
+# ------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Item:
+    """One (question, answer) to score; ``label`` 1 = truthful, 0 = hallucinated (None: not yet labelled)."""
+
+    row: int
+    split: str
+    answer: str
+    label: int | None = None
+    source: str = "generated"  # generated | gold | file
+
+
+SPLITS = ("exemplar", "val", "test", "wild")
+
+
+def is_no_comment(text: str) -> bool:
+    return " ".join(text.split()).rstrip(".").lower() == NO_COMMENT.rstrip(".").lower()
+
+
+def gold_answers(q: Question, per_question: int = 2) -> list[tuple[str, int]]:
+    """``per_question`` of TruthfulQA's own reference answers for ``q``, half truthful, half false.
+
+    Truthful ones: the best answer first, then the other correct answers; false ones: the incorrect
+    answers in the dataset's order. "I have no comment." is left out (it is truthful for every
+    question, so it would test the refusal's wording, not the answer's truth) unless it is the
+    question's only truthful reference (10 of 817 questions). Alternates truthful,
+    false, truthful, ... so that any ``per_question >= 2`` has both classes.
+    """
+    best = q.correct[0]
+    correct = list(dict.fromkeys([best, *q.correct[1:]]))
+    correct = [a for a in correct if not is_no_comment(a)] or [best]
+    incorrect = [a for a in q.incorrect if not is_no_comment(a)]
+    out: list[tuple[str, int]] = []
+    ci = ii = 0
+    while len(out) < per_question and (ci < len(correct) or ii < len(incorrect)):
+        if len(out) % 2 == 0 and ci < len(correct) or ii >= len(incorrect):
+            out.append((correct[ci], 1))
+            ci += 1
+        else:
+            out.append((incorrect[ii], 0))
+            ii += 1
+    return out
+
+
+def gold_items(questions: Sequence[Question], parts: dict[str, list[int]], per_question: int = 2) -> list[Item]:
+    """Gold-labelled items: every question of every split contributes ``per_question`` reference answers."""
+    return [Item(r, split, a, y, "gold") for split in SPLITS for r in parts[split]
+            for a, y in gold_answers(questions[r], per_question)]
+
+
+def check_disjoint(items: Sequence[Item]) -> None:
+    """No question may appear in two splits (the split is by question, never by answer)."""
+    seen: dict[int, str] = {}
+    for it in items:
+        if seen.setdefault(it.row, it.split) != it.split:
+            raise ValueError(f"question row {it.row} is in splits {seen[it.row]!r} and {it.split!r}")

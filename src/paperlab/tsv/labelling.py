@@ -6,6 +6,11 @@ text as the user turn of the instruct model's chat template and decode greedily 
 llama.cpp backend has no beam search; greedy is beam search with one beam), at most 64 tokens,
 then strip an echoed ``A:`` and anything after a new ``Q:`` as the official clean-up does.
 
+**Scoring context.** An answer is embedded (for TSV and every LM baseline) in the very context it
+was generated in: the chat template applied to the same user turn, assistant turn opened, answer
+appended (:func:`scoring_context`). Gold and given answers are placed in the same context, as if
+the model had said them.
+
 **Labels.** The paper labels an answer truthful when its maximum BLEURT against the correct
 reference answers exceeds 0.5. BLEURT is not available offline, so we use TruthfulQA's own
 "similarity difference" rule with offline scorers: an answer is truthful when it is closer to the
@@ -50,14 +55,40 @@ def clean_answer(text: str) -> str:
     return text.strip()
 
 
+def chat_messages(question: str, prompt: str = PROMPT) -> list[dict[str, str]]:
+    """The chat the answers are generated in: the paper's prompt as the one user turn."""
+    return [{"role": "user", "content": prompt.format(question=question.strip())}]
+
+
 def generate_answers(lm, questions: Sequence[str], max_tokens: int = 64, on_result=None) -> list[str]:
     """One greedy answer per question from a :class:`paperlab.core.models.LanguageModel`."""
     from paperlab.core.models import GenerationParams
 
     params = GenerationParams(temperature=0.0, top_p=1.0, max_tokens=max_tokens, seed=0)
-    batch = [[{"role": "user", "content": answer_prompt(q)}] for q in questions]
-    raw = lm.chat(batch, params, on_result=on_result)
+    raw = lm.chat([chat_messages(q) for q in questions], params, on_result=on_result)
     return [clean_answer(r.text) for r in raw]
+
+
+def uses_chat(tokenizer) -> bool:
+    """Whether answers are embedded in the tokenizer's chat template (an instruct model) or raw text."""
+    return bool(getattr(tokenizer, "chat_template", None))
+
+
+def scoring_context(tokenizer, question: str, chat: bool | None = None, prompt: str = PROMPT) -> tuple[str, str]:
+    """``(context, separator)``: the text an answer is embedded after, and what joins them.
+
+    With a chat template (``chat``, default: whenever the tokenizer has one) the context is exactly
+    the generation context of :func:`generate_answers` -- the chat template applied to
+    :func:`chat_messages` with the assistant turn opened -- and the answer follows it directly, as
+    the generated tokens did; the text is tokenised without adding special tokens (the template
+    holds them), as :class:`paperlab.core.models.HFLM` does for generation. Without a template
+    (a base model) it is the paper's raw prompt followed by ``" " + answer``.
+    """
+    chat = uses_chat(tokenizer) if chat is None else chat
+    if chat:
+        return tokenizer.apply_chat_template(chat_messages(question, prompt), tokenize=False,
+                                             add_generation_prompt=True), ""
+    return prompt.format(question=question.strip()), " "
 
 
 @dataclass

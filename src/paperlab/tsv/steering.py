@@ -90,12 +90,16 @@ class Encoded:
             self.answer_end = len(self.ids)
 
 
-def encode_texts(tokenizer, prompts: Sequence[str], answers: Sequence[str], max_length: int = 256) -> list[Encoded]:
+def encode_texts(tokenizer, prompts: Sequence[str], answers: Sequence[str], max_length: int = 256,
+                 add_special_tokens: bool = True) -> list[Encoded]:
     """Tokenise ``prompt + answer`` pairs (right-truncated to ``max_length``) and locate the answer
-    tokens (special tokens the tokenizer adds before or after the text are not answer tokens)."""
+    tokens (special tokens the tokenizer adds before or after the text are not answer tokens).
+
+    ``add_special_tokens=False`` for a chat-templated prompt, which already holds its special tokens."""
     out = []
     for p, a in zip(prompts, answers, strict=True):
-        ids = tokenizer(p + a, add_special_tokens=True, truncation=True, max_length=max_length)["input_ids"]
+        ids = tokenizer(p + a, add_special_tokens=add_special_tokens, truncation=True,
+                        max_length=max_length)["input_ids"]
         plain = tokenizer(p + a, add_special_tokens=False)["input_ids"]
         n_lead = next((k for k in range(len(ids) - len(plain) + 1) if ids[k: k + len(plain)] == plain), 0)
         n_lead = min(n_lead, len(ids) - len(plain)) if len(ids) >= len(plain) else n_lead
@@ -128,6 +132,7 @@ class EncodedSet:
     embeddings: torch.Tensor  # unsteered r, [N, d], L2-normalised
     answer_logprob: torch.Tensor  # mean log p(answer token | prefix), [N]
     layer: int
+    answer_logprob_sum: torch.Tensor | None = None  # log p(answer | prefix) = sum over its tokens, [N]
 
 
 @torch.no_grad()
@@ -141,7 +146,7 @@ def encode_dataset(model: nn.Module, encoded: Sequence[Encoded], layer: int, bat
     order = sorted(range(n), key=lambda i: len(encoded[i].ids))
     states: list[torch.Tensor | None] = [None] * n
     emb: list[torch.Tensor | None] = [None] * n
-    lp = torch.zeros(n)
+    lp, lp_sum = torch.zeros(n), torch.zeros(n)
     dev = model_device(model)
     with residual_hook(model, layer) as h_l:
         for s in range(0, n, batch_size):
@@ -157,11 +162,30 @@ def encode_dataset(model: nn.Module, encoded: Sequence[Encoded], layer: int, bat
                 emb[i] = reps[j]
                 a, b = encoded[i].answer_start, encoded[i].answer_end
                 # mean_t log p(x_t | x_<t) over the answer tokens
-                lp[i] = head_logprobs(model, hidden[j, a - 1: b - 1], encoded[i].ids[a:b]).mean().cpu()
+                tok_lp = head_logprobs(model, hidden[j, a - 1: b - 1], encoded[i].ids[a:b]).cpu()
+                lp[i], lp_sum[i] = tok_lp.mean(), tok_lp.sum()
             if progress is not None:
                 progress(len(idx))
     return EncodedSet(states=states, ids=[e.ids for e in encoded], embeddings=torch.stack(emb),
-                      answer_logprob=lp, layer=layer)
+                      answer_logprob=lp, layer=layer, answer_logprob_sum=lp_sum)
+
+
+@torch.no_grad()
+def answer_logprob_sums(model: nn.Module, encoded: Sequence[Encoded], batch_size: int = 16) -> torch.Tensor:
+    """:math:`\\log p(a \\mid \\text{context}) = \\sum_t \\log p(a_t \\mid \\text{context}, a_{<t})` per input
+    (unsteered, nothing cached): the answer's total log-probability after its context."""
+    n = len(encoded)
+    order = sorted(range(n), key=lambda i: len(encoded[i].ids))
+    out = torch.zeros(n)
+    dev = model_device(model)
+    for s in range(0, n, batch_size):
+        idx = order[s: s + batch_size]
+        ids, mask = pad_batch([encoded[i].ids for i in idx])
+        hidden = base_model(model)(input_ids=ids.to(dev), attention_mask=mask.to(dev), use_cache=False).last_hidden_state
+        for j, i in enumerate(idx):
+            a, b = encoded[i].answer_start, encoded[i].answer_end
+            out[i] = head_logprobs(model, hidden[j, a - 1: b - 1], encoded[i].ids[a:b]).sum().cpu()
+    return out
 
 
 class _Skip(nn.Module):
@@ -262,3 +286,15 @@ def full_embeddings(model: nn.Module, encoded: Sequence[Encoded], steer: Steerin
             for j, i in enumerate(idx):
                 out[i] = reps[j].cpu()
     return torch.stack(out)
+
+
+def encode_answers(tokenizer, questions: Sequence[str], answers: Sequence[str], max_length: int = 256,
+                   chat: bool | None = None, prompt: str | None = None) -> list[Encoded]:
+    """Encode (question, answer) pairs in the context the answers were generated in
+    (:func:`paperlab.tsv.labelling.scoring_context`: the chat template when the tokenizer has one)."""
+    from paperlab.tsv.labelling import PROMPT, scoring_context, uses_chat
+
+    chat = uses_chat(tokenizer) if chat is None else chat
+    ctx = [scoring_context(tokenizer, q, chat, prompt or PROMPT) for q in questions]
+    texts = [sep + a.strip() for (_, sep), a in zip(ctx, answers, strict=True)]
+    return encode_texts(tokenizer, [c for c, _ in ctx], texts, max_length=max_length, add_special_tokens=not chat)

@@ -192,19 +192,29 @@ class TSVTrainer:
     # -------------------------------------------------------------- the algorithm
     def fit(self, exemplar_idx: Sequence[int], exemplar_y: Sequence[int], wild_idx: Sequence[int],
             val_idx: Sequence[int], val_y: Sequence[int], stage2: bool = True) -> TSVResult:
+        """Stage 1 on the exemplars, then (``stage2``) stage 2 with OT pseudo-labels on the wild data."""
+        result = self.fit_stage1(exemplar_idx, exemplar_y, val_idx, val_y)
+        if stage2:
+            self.fit_stage2(result, exemplar_idx, exemplar_y, wild_idx, val_idx, val_y)
+        return result
+
+    def fit_stage1(self, exemplar_idx: Sequence[int], exemplar_y: Sequence[int], val_idx: Sequence[int],
+                   val_y: Sequence[int]) -> TSVResult:
         hp = self.hp
+        y_ex = F.one_hot(torch.tensor(list(exemplar_y)), 2).float()
+        log1, st1 = self._stage("stage 1", hp.stage1_epochs, list(exemplar_idx), y_ex, True, val_idx, val_y)
+        return TSVResult(st1, None, log1, StageLog(), class_prior(exemplar_y).tolist(), [], [], asdict(hp))
+
+    def fit_stage2(self, result: TSVResult, exemplar_idx: Sequence[int], exemplar_y: Sequence[int],
+                   wild_idx: Sequence[int], val_idx: Sequence[int], val_y: Sequence[int]) -> TSVResult:
+        """Stage 2 from ``result.stage1`` (filled into ``result``; a no-op without wild data or epochs)."""
+        hp = self.hp
+        if not len(wild_idx) or hp.stage2_epochs <= 0:
+            return result
         ex_idx = list(exemplar_idx)
         y_ex = F.one_hot(torch.tensor(list(exemplar_y)), 2).float()
-        # class prior w from the exemplars' label ratio: [hallucinated, truthful]
-        frac_true = float(np.mean(exemplar_y))
-        prior = torch.tensor([1 - frac_true, frac_true]).clamp(1e-3, 1 - 1e-3)
-        prior = prior / prior.sum()
-
-        log1, st1 = self._stage("stage 1", hp.stage1_epochs, ex_idx, y_ex, True, val_idx, val_y)
-        result = TSVResult(st1, None, log1, StageLog(), prior.tolist(), [], [], asdict(hp))
-        if not stage2 or not len(wild_idx) or hp.stage2_epochs <= 0:
-            return result
-        self.load(st1)
+        prior = torch.tensor(result.class_prior)
+        self.load(result.stage1)
         # pseudo-labels of the wild data from the stage-1 detector
         r_wild = embed_cached(self.model, self.cache, list(wild_idx), self.steer, hp.micro_batch)
         log_p = self.protos.log_probs(r_wild)
@@ -217,6 +227,62 @@ class TSVTrainer:
         result.selected = [int(j) for j in sel]
         result.pseudo_labels = q[sel].tolist()
         return result
+
+
+def class_prior(exemplar_y: Sequence[int]) -> torch.Tensor:
+    """The class prior w = [hallucinated, truthful] from the exemplars' label ratio (clipped away from 0, 1)."""
+    frac_true = float(np.mean(list(exemplar_y)))
+    prior = torch.tensor([1 - frac_true, frac_true]).clamp(1e-3, 1 - 1e-3)
+    return prior / prior.sum()
+
+
+# ------------------------------------------------------------------------------------------------
+# Hyper-parameter selection on the validation split
+# ------------------------------------------------------------------------------------------------
+
+
+def residual_norm(cache: EncodedSet, idx: Sequence[int]) -> float:
+    """Median per-token norm :math:`\\lVert h_l \\rVert` of the cached residual stream of inputs ``idx``
+    (median: the first positions of a sequence carry outlier norms)."""
+    return float(torch.cat([cache.states[i].float().norm(dim=-1) for i in idx]).median())
+
+
+@dataclass
+class GridRun:
+    """Stage 1 of one (lambda, lr, seed) setting; ``epochs`` are selected inside it on validation."""
+
+    lam: float  # absolute lambda
+    lam_rel: float  # lambda / residual norm
+    lr: float
+    seed: int
+    result: TSVResult
+
+    @property
+    def val_auroc(self) -> float:
+        return self.result.log1.best_val_auroc
+
+
+def stage1_grid(model: nn.Module, cache: EncodedSet, base: TSVHyper, lams: Sequence[float], lrs: Sequence[float],
+                seeds: Sequence[int], exemplar_idx, exemplar_y, val_idx, val_y, norm: float,
+                progress: Callable[[str], None] | None = None) -> list[GridRun]:
+    """Stage 1 for every (lambda, lr) of the grid and every seed; each run keeps its best validation epoch."""
+    runs = []
+    for lam in lams:
+        for lr in lrs:
+            for seed in seeds:
+                hp = clone_hyper(base, lam=float(lam), lr=float(lr), seed=int(seed))
+                tr = TSVTrainer(model, cache, hp, progress=progress)
+                runs.append(GridRun(float(lam), float(lam) / norm, float(lr), int(seed),
+                                    tr.fit_stage1(exemplar_idx, exemplar_y, val_idx, val_y)))
+    return runs
+
+
+def select_setting(runs: Sequence[GridRun]) -> tuple[float, float]:
+    """The (lambda, lr) with the highest validation AUROC averaged over seeds (first in grid order on a tie)."""
+    means: dict[tuple[float, float], list[float]] = {}
+    for r in runs:
+        means.setdefault((r.lam, r.lr), []).append(r.val_auroc)
+    return max(means, key=lambda k: np.nanmean(means[k]) if not all(np.isnan(means[k])) else -np.inf)
 
 
 def clone_hyper(hp: TSVHyper, **kw) -> TSVHyper:

@@ -20,6 +20,13 @@ in sequence order (patch-wise data selection); outputs are scatter-added back (4
 selected tokens and attends causally among them (5). **UoME** (:mod:`~paperlab.uoe.uome`): the MLP's
 experts, data-selection (per token, for LM) or expert-selection (per sequence) routing (6).
 
+**Routing as in the official code** (the default :class:`UoEConfig`): SMHA drops nothing (each head's
+buffer as long as its busiest head's, ``SMHA_v3``); UoME's experts each compute exactly ``T/2`` tokens,
+free slots holding *filler tokens* whose outputs are added (``UoME_DS``). Fillers and capacity drops
+depend on later tokens, so that UoME is not causal in an LM (``experiment.future_leak``); the dropless
+UoME (``mlp_capacity=None``) is, and only such leak-free variants decide the run's claims. With
+``uome_d_ff_mult=2`` UoME has the top-2 MoE's parameters and expert FLOPs exactly.
+
 **Parallel implementation.** Experts' weights are stacked, tokens gathered into ``[E, B C, D]`` and every
 expert runs in one batched matmul; ``batched=False`` gives the per-expert loop.
 
@@ -35,7 +42,8 @@ API::
     logits, loss = model(idx, targets)
     model.flops_per_token(seq_len)                                    # counted, selection-aware
 
-    paperlab uoe run --quick        # CLI: equivalence check + the five-model comparison + report
+    paperlab uoe run --quick        # CLI: equivalence check + lr sweep + seeds + claims + report
+    paperlab uoe run --seeds 0,1,2 --lrs 1e-3,2e-3,4e-3 --d-ff-mult 2 --routing paper,causal
 """
 
 # The API is imported lazily (PEP 562) so that ``paperlab.uoe.cli`` stays cheap to import (no torch).

@@ -10,6 +10,11 @@ variant    attention               MLP
 ``smha``   SMHA (Eq. 5)            SwiGLU (core)
 ``uoe``    SMHA (Eq. 5)            UoME, data selection (Eq. 6)
 =========  ======================  ==================================
+
+Budget matching: the top-``k`` MoE has ``E`` experts of ``d_ff/2`` hidden units (top-2 of 4 costs one dense
+MLP per token, with twice its parameters). UoME with ``uome_d_ff_mult=2`` splits a ``2 d_ff`` MLP into the
+same ``E`` experts of ``d_ff/2``: the same parameters as that MoE, exactly, and — at capacity ``T/2`` with
+fillers, or dropless — exactly its expert passes per token.
 """
 
 from __future__ import annotations
@@ -26,13 +31,17 @@ VARIANTS = ("dense", "moe", "uome", "smha", "uoe")
 
 @dataclass
 class UoEConfig:
-    """Routing hyper-parameters (paper defaults: heads top H/2, UoME 4 experts top-2, capacity T/2)."""
+    """Routing hyper-parameters. Defaults: the official code's routing — SMHA top-H/2 heads per token,
+    dropping nothing (``SMHA_v3``: buffers as long as the busiest head); UoME 4 experts, top-2 per token,
+    each expert computing exactly T/2 tokens with filler tokens (``UoME_DS``)."""
 
     attn_top_k: int | None = None          # heads per token; None = n_heads // 2
-    attn_capacity: float | None = 0.5      # tokens per head, fraction of T (None: no selection dropped)
+    attn_capacity: float | None = None     # tokens per head, fraction of T (None: no selection dropped)
     mlp_experts: int = 4
     mlp_top_k: int = 2
-    mlp_capacity: float | None = 0.5
+    mlp_capacity: float | None = 0.5       # tokens per expert, fraction of T (None: dropless, causal)
+    mlp_filler: bool = True                # free slots hold filler tokens that are computed (official)
+    uome_d_ff_mult: int = 1                # UoME hidden size = uome_d_ff_mult * d_ff (2: the MoE's parameters)
     gate: str = "straight_through"         # "straight_through" | "multiply" | "none" (official)
     rope_positions: str = "compressed"     # "compressed" (official) | "original"
     moe_experts: int = 4
@@ -52,8 +61,9 @@ def smha_factory(ucfg: UoEConfig):
 
 def uome_factory(ucfg: UoEConfig):
     def make(config: TransformerConfig, layer_idx: int) -> UnionOfMLPExperts:
-        return UnionOfMLPExperts(config.d_model, config.d_ff, ucfg.mlp_experts, ucfg.mlp_top_k,
-                                 ucfg.mlp_capacity, ucfg.gate)
+        return UnionOfMLPExperts(config.d_model, ucfg.uome_d_ff_mult * config.d_ff, ucfg.mlp_experts,
+                                 ucfg.mlp_top_k, ucfg.mlp_capacity, ucfg.gate,
+                                 ucfg.mlp_filler and ucfg.mlp_capacity is not None)
     return make
 
 

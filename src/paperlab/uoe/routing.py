@@ -16,6 +16,16 @@ and routing happens at two levels:
 
 A "patch" is the unit being routed: an image patch in the paper's vision runs, a token here (LM).
 
+**Filler tokens (UoME, official code).** The official UoME (``model/mlp/UoME_DS.py``) takes, per expert,
+the top ``T/2`` entries of the *masked* gate scores: when fewer than ``T/2`` tokens selected an expert, the
+remaining slots hold tokens that did not select it (score 0), and those are computed and added to the
+output like the selected ones. Every expert thus processes exactly ``C`` tokens, so top-2 of 4 experts at
+``C = T/2`` costs exactly two expert passes per token. ``filler=True`` reproduces this (fillers ranked by
+their own score ``p_{t,e}``, where the official code takes whichever zero-score tokens ``torch.topk``
+returns first). Fillers and drops both depend on how many *later* tokens chose an expert, so neither is
+causal (:func:`paperlab.uoe.experiment.future_leak`). The official gate also divides each score by its
+sum over the batch before ranking (a cross-sequence dependence); we rank by ``p`` itself.
+
 Expert ``e`` then computes only on ``X[I_e]`` and its outputs are added back at positions ``I_e``
 (scatter-add). Computed on a ``[E, B, C]`` index tensor, the whole thing is one gather, one batched
 matmul per weight and one scatter — the paper's parallel implementation.
@@ -52,10 +62,15 @@ class Routing:
     """The result of hierarchical routing of ``x[B, T, D]`` to ``E`` experts with capacity ``C``."""
 
     index: torch.Tensor        # [E, B, C] positions selected by each expert: in sequence order, padding last
-    weight: torch.Tensor       # [E, B, C] factor multiplying each selected output (0 for padding slots)
-    valid: torch.Tensor        # [E, B, C] bool: the token selected this expert (not a padding slot)
+    weight: torch.Tensor       # [E, B, C] factor multiplying each slot's output (0 for unused slots)
+    valid: torch.Tensor        # [E, B, C] bool: the token selected this expert (not a padding/filler slot)
     probs: torch.Tensor        # [B, T, E] router probabilities p (Eq. 3)
     chosen: torch.Tensor       # [B, T, E] bool: expert selection S_t
+    used: torch.Tensor | None = None   # [E, B, C] bool: the slot's output is added (valid, or a filler)
+
+    def __post_init__(self):
+        if self.used is None:
+            self.used = self.valid
 
     @property
     def capacity(self) -> int:
@@ -95,10 +110,12 @@ def scatter_tokens(y: torch.Tensor, routing: Routing, shape: torch.Size) -> torc
 
 
 def hierarchical_route(probs: torch.Tensor, top_k: int, capacity: float | int | None,
-                       gate: str = "straight_through") -> Routing:
+                       gate: str = "straight_through", filler: bool = False) -> Routing:
     """Expert selection (top-``k`` experts per token) then data selection (top-``C`` tokens per expert).
 
     ``probs[B, T, E]`` are router probabilities. Returns index/weight/valid tensors of shape ``[E, B, C]``.
+    ``filler=True``: slots left free by too few choosers hold the best-scoring other tokens, which are
+    computed and added like selected ones (the official UoME); otherwise they are padding (weight 0).
     """
     if gate not in GATES:
         raise ValueError(f"gate must be one of {GATES}, not {gate!r}")
@@ -109,36 +126,44 @@ def hierarchical_route(probs: torch.Tensor, top_k: int, capacity: float | int | 
     top_idx = probs.topk(top_k, dim=-1).indices
     chosen = torch.zeros_like(probs, dtype=torch.bool).scatter_(-1, top_idx, True)
     # 2. data selection: each expert keeps the C best tokens that selected it, in sequence order.
-    #    Tokens that did not select the expert score -1 (below any probability): they only fill
-    #    the buffer when fewer than C tokens selected the expert, and are marked invalid.
+    #    Tokens that did not select the expert score p - 1 (below any chooser, ranked by their own
+    #    score): they only enter the buffer when fewer than C tokens selected the expert, as padding
+    #    (marked invalid) or, with ``filler``, as filler tokens that are computed and added.
     C = capacity_tokens(T, capacity, chosen)
-    score = torch.where(chosen, probs.detach(), torch.full_like(probs, -1.0)).permute(2, 0, 1)   # [E, B, T]
+    p_sg = probs.detach()
+    score = torch.where(chosen, p_sg, p_sg - 1.0).permute(2, 0, 1)                               # [E, B, T]
     index = score.topk(C, dim=-1).indices                                                         # [E, B, C]
     valid = chosen.permute(2, 0, 1).gather(-1, index)
-    # selected tokens first, in sequence order; padding slots (if any) after them
-    order = (index + (~valid) * T).sort(dim=-1).indices
+    if filler:      # every slot in sequence order (selected and filler tokens mixed)
+        order = index.sort(dim=-1).indices
+    else:           # selected tokens first, in sequence order; padding slots (if any) after them
+        order = (index + (~valid) * T).sort(dim=-1).indices
     index, valid = index.gather(-1, order), valid.gather(-1, order)
+    used = torch.ones_like(valid) if filler else valid
     p = probs.permute(2, 0, 1).gather(-1, index)                                                   # p_{t,e}
     if gate == "straight_through":          # value 1, gradient d/dp (Eq. 4)
-        weight = valid + (p - p.detach())   # exactly 1 in value for selected tokens (p - sg(p) = 0)
-        weight = weight * valid
+        weight = used + (p - p.detach())    # exactly 1 in value for used slots (p - sg(p) = 0)
+        weight = weight * used
     elif gate == "multiply":                # standard MoE: renormalised over S_t, times k
         norm = (probs * chosen).sum(-1, keepdim=True).permute(2, 0, 1)                            # [1, B, T]
-        weight = valid * p / norm.expand(E, -1, -1).gather(-1, index) * top_k
+        weight = used * p / norm.expand(E, -1, -1).gather(-1, index) * top_k
     else:                                   # the official code: selection only, no gradient
-        weight = valid.to(probs.dtype)
-    return Routing(index=index, weight=weight, valid=valid, probs=probs, chosen=chosen)
+        weight = used.to(probs.dtype)
+    return Routing(index=index, weight=weight, valid=valid, probs=probs, chosen=chosen, used=used)
 
 
 class Router(nn.Module):
     """``p = softmax(x W_r)`` (Eq. 3) followed by :func:`hierarchical_route`.
 
-    Keeps statistics of its last forward (``last_capacity``, ``last_seq_len``, ``last_kept``: the fraction
-    of token->expert selections that fit in the capacity) for FLOPs counting and the report.
+    Keeps statistics of its last forward for FLOPs counting and the report: ``last_capacity``,
+    ``last_seq_len``, ``last_kept`` (the fraction of token->expert selections that fit in the capacity),
+    ``last_filled`` (the fraction of computed slots holding filler tokens), and per token of the batch
+    ``last_routed`` (selected (token, expert) pairs, ``k`` without drops) and ``last_pairs``
+    (``sum_e n_e (n_e + 1) / 2 / T`` over experts with ``n_e`` selected tokens: causal query-key pairs).
     """
 
     def __init__(self, d_model: int, n_experts: int, top_k: int, capacity: float | None,
-                 gate: str = "straight_through"):
+                 gate: str = "straight_through", filler: bool = False):
         super().__init__()
         if gate not in GATES:
             raise ValueError(f"gate must be one of {GATES}, not {gate!r}")
@@ -147,18 +172,28 @@ class Router(nn.Module):
         if capacity is not None and not 0 < capacity <= 1:
             raise ValueError(f"capacity must be in (0, 1] or None, not {capacity}")
         capacity = None if capacity is None else float(capacity)
-        self.n_experts, self.top_k, self.capacity, self.gate = n_experts, top_k, capacity, gate
+        if filler and capacity is None:
+            raise ValueError("filler tokens need a capacity (capacity=None keeps every selection: nothing to fill)")
+        self.n_experts, self.top_k, self.capacity, self.gate, self.filler = n_experts, top_k, capacity, gate, filler
         self.w_r = nn.Linear(d_model, n_experts, bias=False)
         self.last_capacity: int | None = None
         self.last_seq_len: int | None = None
         self.last_kept: float | None = None
+        self.last_filled: float | None = None
+        self.last_routed: float | None = None
+        self.last_pairs: float | None = None
 
     def forward(self, x: torch.Tensor) -> Routing:
         logits = self.w_r(x)
         probs = torch.softmax(logits.to(torch.promote_types(logits.dtype, torch.float32)), dim=-1)
-        r = hierarchical_route(probs, self.top_k, self.capacity, self.gate)
-        self.last_capacity, self.last_seq_len = r.capacity, x.shape[1]
+        r = hierarchical_route(probs, self.top_k, self.capacity, self.gate, self.filler)
+        B, T = x.shape[:2]
+        self.last_capacity, self.last_seq_len = r.capacity, T
         self.last_kept = float(r.valid.sum().item() / max(1, r.chosen.sum().item()))
+        self.last_filled = float((r.used & ~r.valid).sum().item() / max(1, r.used.sum().item()))
+        n = r.valid.sum(-1).double()                                               # [E, B] selected tokens
+        self.last_routed = float(n.sum().item() / (B * T))
+        self.last_pairs = float((n * (n + 1) / 2).sum().item() / (B * T))
         return r
 
     def capacity_at(self, seq_len: int) -> float:

@@ -20,7 +20,9 @@ Cost per token: the projections shrink by ``C/T`` and the score matrix by ``(C/T
 Note (causal LMs): when the capacity drops selections (``C`` below the number of tokens that chose a
 head), whether token ``t`` is kept depends on the scores of *later* tokens of the sequence — the
 expert-choice leak discussed by Mixture-of-Depths. :func:`paperlab.uoe.experiment.future_leak` measures
-it; ``capacity=None`` keeps every selection and is causal.
+it; ``capacity=None`` keeps every selection and is causal. The official SMHA v3 (``SMHA_v3.py``) sizes
+each head's buffer to the busiest head (``max_len``), i.e. drops nothing: our ``capacity=None``. Its
+free slots hold other tokens that are computed; ours are padding, masked as keys and weighted 0.
 """
 
 from __future__ import annotations
@@ -129,11 +131,23 @@ class SelectiveMultiHeadAttention(nn.Module):
         return out.view(B, T, D)
 
     def flops_per_token(self, seq_len: int) -> float:
-        """Router + per selected (head, token): Q/K/V, RoPE, attention over ``(C+1)/2`` selected keys,
-        output projection, gate and scatter-add. Scaled by ``C/T``, the share of tokens a head computes."""
+        """Router + per computed (head, token): Q/K/V, RoPE, output projection, gate and scatter-add, plus
+        the causal attention among the head's tokens.
+
+        With a capacity every head computes ``C`` slots, each attending to ``(C+1)/2`` keys on average.
+        Dropless (``capacity=None``, the official SMHA v3): the selected (head, token) pairs only, ``k`` per
+        token, and ``sum_h n_h (n_h + 1) / 2`` query-key pairs for heads with ``n_h`` tokens — measured on
+        the last forward (scaled to ``seq_len``); before any forward, the bound ``k`` heads with all ``T``
+        tokens, i.e. ``k/H`` of dense attention."""
         D, Dh, H = self.d_model, self.head_dim, self.n_heads
-        C = self.router.capacity_at(seq_len)
-        per_slot = (fl.linear_flops(D, 3 * Dh) + fl.rope_flops(2 * Dh)
-                    + fl.attention_core_flops(1, Dh, fl.mean_causal_keys(C))
-                    + fl.linear_flops(Dh, D) + 2 * D)
-        return self.router.flops_per_token(seq_len) + H * (C / seq_len) * per_slot
+        per_slot = fl.linear_flops(D, 3 * Dh) + fl.rope_flops(2 * Dh) + fl.linear_flops(Dh, D) + 2 * D
+        r = self.router
+        if r.capacity is None:
+            if r.last_routed is None:
+                routed, pairs = float(r.top_k), r.top_k * fl.mean_causal_keys(seq_len)
+            else:
+                routed, pairs = r.last_routed, r.last_pairs * seq_len / r.last_seq_len
+            return r.flops_per_token(seq_len) + routed * per_slot + pairs * fl.attention_core_flops(1, Dh, 1)
+        C = r.capacity_at(seq_len)
+        per_slot += fl.attention_core_flops(1, Dh, fl.mean_causal_keys(C))
+        return r.flops_per_token(seq_len) + H * (C / seq_len) * per_slot

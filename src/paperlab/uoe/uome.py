@@ -11,6 +11,17 @@ sequence that selected it, and::
 Each expert runs on ``C`` tokens with ``F/E`` hidden units, so the layer costs ``E C / T`` expert passes
 per token, i.e. ``(E C / T) / E = C / T`` of the dense MLP (one half with the defaults).
 
+Three ways to fill the ``C`` slots (``capacity``, ``filler``):
+
+- ``capacity=0.5, filler=True`` — the official code: every expert computes exactly ``C = T/2`` tokens;
+  slots not taken by tokens that chose the expert hold *filler tokens* (the best-scoring others), whose
+  outputs are added too. Not causal (which tokens are dropped or filled depends on later tokens).
+- ``capacity=0.5, filler=False`` — free slots are padding (weight 0), selections beyond ``C`` dropped.
+  Not causal either.
+- ``capacity=None`` — dropless: every token reaches its ``k`` experts (buffers padded to the busiest
+  expert). Causal; counted as the ``k`` expert passes per token a dropless grouped-GEMM implementation
+  computes (MegaBlocks-style), i.e. exactly the cost of a top-``k`` MoE of the same experts.
+
 **Expert selection (UoME-ES).** The same two-level routing one level up: a whole sequence ``b`` is scored
 from its mean state, ``p_b = softmax(mean_t(x_{b,t}) W_r)``, selects its ``k`` best experts, each expert
 keeps the ``C_b`` best sequences that selected it (``C_b = ceil(k B / E)``), and processes all their
@@ -37,10 +48,10 @@ class UnionOfMLPExperts(nn.Module):
     top-``C`` tokens per expert."""
 
     def __init__(self, d_model: int, d_ff: int, n_experts: int = 4, top_k: int = 2,
-                 capacity: float | None = 0.5, gate: str = "straight_through"):
+                 capacity: float | None = 0.5, gate: str = "straight_through", filler: bool = False):
         super().__init__()
         self.d_model = d_model
-        self.router = Router(d_model, n_experts, top_k, capacity, gate)
+        self.router = Router(d_model, n_experts, top_k, capacity, gate, filler)
         self.experts = DecomposedMLP(d_model, d_ff, n_experts)
         self.batched = True
 
@@ -60,18 +71,20 @@ class UnionOfMLPExperts(nn.Module):
             return scatter_tokens(y, r, x.shape)
         B, T, D = x.shape
         flat, out = r.flat_index(T), x.new_zeros(B * T, D)
-        rows = [flat[e][r.valid[e]] for e in range(self.experts.n_experts)]
+        rows = [flat[e][r.used[e]] for e in range(self.experts.n_experts)]
         ys = self.experts.experts_loop([x.reshape(B * T, D)[i] for i in rows])
         for e, (i, y) in enumerate(zip(rows, ys, strict=True)):
-            out = out.index_add(0, i, y * r.weight[e][r.valid[e]].unsqueeze(-1).to(y.dtype))
+            out = out.index_add(0, i, y * r.weight[e][r.used[e]].unsqueeze(-1).to(y.dtype))
         return out.view(B, T, D)
 
     def flops_per_token(self, seq_len: int) -> float:
-        """Router + ``E C / T`` expert passes per token (each with its gate product and scatter-add)."""
+        """Router + expert passes per token (each with its gate product and scatter-add): ``E C / T`` with
+        a capacity (every slot is computed), ``k`` when dropless (the selected pairs only)."""
+        per_pass = self.experts.expert_flops() + 2 * self.d_model
+        if self.router.capacity is None:
+            return self.router.flops_per_token(seq_len) + self.router.top_k * per_pass
         C = self.router.capacity_at(seq_len)
-        E = self.experts.n_experts
-        return self.router.flops_per_token(seq_len) + E * (C / seq_len) * (
-            self.experts.expert_flops() + 2 * self.d_model)
+        return self.router.flops_per_token(seq_len) + self.experts.n_experts * (C / seq_len) * per_pass
 
 
 class UoMEExpertSelection(nn.Module):
