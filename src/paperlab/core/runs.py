@@ -302,8 +302,6 @@ def claim_folder(folder: Path, system: str, config: Any, overwrite: bool = False
     A run folder of another configuration is refused, or emptied first under ``overwrite``. A
     folder holding anything else is never touched. Returns the configuration hash.
     """
-    import shutil
-
     h = config_hash(config, system)
     folder = Path(folder)
     if folder.exists() and not folder.is_dir():
@@ -318,7 +316,7 @@ def claim_folder(folder: Path, system: str, config: Any, overwrite: bool = False
                 raise UserError(f"{folder} holds a run made with another configuration "
                                 f"(config hash {stored[:12]} ≠ {h[:12]})",
                                 "pass a new --out folder, or --overwrite to discard it and start afresh")
-            shutil.rmtree(folder)
+            discard_run_folder(folder)
     try:
         folder.mkdir(parents=True, exist_ok=True)
         meta = {"system": system, "config_hash": h, "paperlab_version": paperlab_version(),
