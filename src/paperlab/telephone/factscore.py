@@ -145,17 +145,24 @@ class LexicalFactJudge:
         """FActScore (and the recall) of each generation against its original, all texts embedded in one batch."""
         texts = list(dict.fromkeys([*originals, *generations]))
         self._embed([u for t in texts for u in (*self.facts(t), *self._evidence(t))])
-        out = []
-        for o, g in zip(originals, generations, strict=True):
-            g_facts = self.facts(g) if g.strip() else []
-            ok = self.supported(g_facts, o)
-            back = self.supported(self.facts(o), g) if g.strip() else [False] * len(self.facts(o))
-            out.append(FactResult(_share(ok), len(g_facts), ok, _share(back) if back else float("nan"),
-                                  len(self.facts(o))))
-        return out
+        return fact_results(self, originals, generations)
 
     def score(self, original: str, generations: Sequence[str]) -> list[FactResult]:
         return self.score_pairs([original] * len(generations), generations)
+
+
+def fact_results(judge, originals: Sequence[str], generations: Sequence[str]) -> list[FactResult]:
+    """Per pair: the paper's FActScore (the generation's facts checked against the original), its fact
+    count, and the recall (the original's facts checked in the generation), with any judge that has
+    ``facts(text)`` and ``supported(facts, source)``. An empty generation has no facts and recalls none."""
+    out = []
+    for o, g in zip(originals, generations, strict=True):
+        g_facts = judge.facts(g) if g.strip() else []
+        ok = judge.supported(g_facts, o)
+        back = judge.supported(judge.facts(o), g) if g.strip() else [False] * len(judge.facts(o))
+        out.append(FactResult(_share(ok), len(g_facts), ok, _share(back) if back else float("nan"),
+                              len(judge.facts(o))))
+    return out
 
 
 class LLMFactJudge:
@@ -190,14 +197,7 @@ class LLMFactJudge:
         return [r.strip().lower().startswith("true") for r in replies]
 
     def score_pairs(self, originals: Sequence[str], generations: Sequence[str]) -> list[FactResult]:
-        out = []
-        for o, g in zip(originals, generations, strict=True):
-            g_facts = self.facts(g) if g.strip() else []
-            ok = self.supported(g_facts, o)
-            back = self.supported(self.facts(o), g) if g.strip() else [False] * len(self.facts(o))
-            out.append(FactResult(_share(ok), len(g_facts), ok, _share(back) if back else float("nan"),
-                                  len(self.facts(o))))
-        return out
+        return fact_results(self, originals, generations)
 
     def score(self, original: str, generations: Sequence[str]) -> list[FactResult]:
         return self.score_pairs([original] * len(generations), generations)
