@@ -39,6 +39,16 @@ def test_wilson_textbook_value():
     assert z.lo == 0.0 and 0.2 < z.hi < 0.35  # 0/10: [0, 0.278]
 
 
+def test_proportion_diff_newcombe_textbook_value():
+    # Newcombe (1998), Table II example (a): 56/70 - 48/80 = 0.2, method 10 -> 0.0524 .. 0.3339
+    e = stats.proportion_diff(56, 70, 48, 80)
+    assert e.value == pytest.approx(0.2)
+    assert e.lo == pytest.approx(0.0524, abs=5e-4) and e.hi == pytest.approx(0.3339, abs=5e-4)
+    # swapping the groups mirrors the interval
+    m = stats.proportion_diff(48, 80, 56, 70)
+    assert (m.lo, m.hi) == pytest.approx((-e.hi, -e.lo))
+
+
 def test_mean_ci_matches_scipy_t_interval():
     x = [2.1, 2.9, 3.3, 1.8, 2.6, 3.9, 2.2]
     e = stats.mean_ci(x)
@@ -109,3 +119,24 @@ def test_auroc_ci_brackets_value_and_is_within_unit_interval():
 def test_exact_is_zero_width():
     e = stats.exact(1e-15)
     assert e.lo == e.hi == e.value
+
+
+def test_mean_auroc_diff_cluster_bootstrap_is_wider_for_clustered_items():
+    # 40 questions x 2 answers; scores of a question's two answers share a question effect, so answers
+    # are not independent: the by-question interval must be wider than the by-answer one, and equal
+    # the plain paired difference in value.
+    rng = np.random.default_rng(0)
+    q = np.repeat(np.arange(40), 2)
+    y = np.tile([1, 0], 40)
+    effect = np.repeat(rng.normal(0, 2.0, 40), 2)
+    a = effect + 0.8 * y + rng.normal(0, 0.5, 80)
+    b = effect + 0.4 * y + rng.normal(0, 0.5, 80)
+    by_answer = stats.mean_auroc_diff(y, a, b, n_boot=400, seed=1)
+    by_question = stats.mean_auroc_diff(y, a, b, groups=q, n_boot=400, seed=1)
+    assert by_answer.value == pytest.approx(by_question.value)
+    assert by_answer.value == pytest.approx(stats.auroc(y, a) - stats.auroc(y, b))
+    assert by_question.n == 40 and by_answer.n == 80
+    assert (by_question.hi - by_question.lo) > (by_answer.hi - by_answer.lo)
+    # a list of identical runs averages to the single run
+    same = stats.mean_auroc_diff(y, [a, a], [b], groups=q, n_boot=400, seed=1)
+    assert same.value == pytest.approx(by_question.value)

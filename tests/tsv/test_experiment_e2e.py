@@ -27,7 +27,8 @@ def test_reproduce_gold_mode(tiny_dir, tmp_path):
     assert r["n"] == {"exemplar": 8, "val": 8, "test": 12, "wild": 12}
     assert r["questions"] == {"exemplar": 4, "val": 4, "test": 6, "wild": 6}
     assert r["truthful_rate"]["test"] == 0.5
-    assert claims["tsv_ot_stage"]["values"]["evidence"]["n"] == 12  # paired over the 12 test answers
+    ev = claims["tsv_ot_stage"]["values"]["evidence"]
+    assert ev["n"] == 6 and "6 clusters" in ev["method"]  # 12 answers, resampled by their 6 questions
     assert set(r["test_auroc"]) >= {*BASELINES, "tsv_stage1", "tsv"}
     # grid: paper's lambda and 0.5 x residual norm, one lr, two seeds; finals: the selected setting per seed
     assert len(r["grid"]) == 4 and {g["seed"] for g in r["grid"]} == {0, 1}

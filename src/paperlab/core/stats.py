@@ -194,6 +194,55 @@ def auroc_diff(y: ArrayLike, s1: ArrayLike, s2: ArrayLike, n_boot: int = 2000, s
     return Estimate(value, lo, hi, len(y), method, confidence)
 
 
+def mean_auroc_diff(y: ArrayLike, a, b, groups: ArrayLike | None = None, n_boot: int = 2000, seed: int = 0,
+                    confidence: float = 0.95) -> Estimate:
+    """``mean_s AUROC(a_s) - mean_s AUROC(b_s)`` on the same items, paired percentile bootstrap.
+
+    ``a`` and ``b`` are score vectors or lists of them (e.g. one per training seed; the AUROCs of a
+    list are averaged). Without ``groups`` each resample draws positives and negatives with
+    replacement (class counts kept, as :func:`auroc_diff`, which this equals for one vector a side).
+    With ``groups`` (one cluster label per item, e.g. the question an answer belongs to) whole
+    clusters are resampled, so items of one cluster are not counted as independent; resamples that
+    lack a class are drawn again.
+    """
+    def runs(x) -> list[np.ndarray]:
+        if isinstance(x, np.ndarray) and x.ndim == 1 or (len(x) and np.isscalar(x[0])):
+            return [np.asarray(x, dtype=float)]
+        return [np.asarray(r, dtype=float) for r in x]
+
+    y = np.asarray(y).astype(int)
+    ra, rb = runs(a), runs(b)
+    if groups is None and len(ra) == 1 and len(rb) == 1:
+        return auroc_diff(y, ra[0], rb[0], n_boot=n_boot, seed=seed, confidence=confidence)
+
+    def stat(i: np.ndarray) -> float:
+        return float(np.mean([auroc(y[i], s[i]) for s in ra]) - np.mean([auroc(y[i], s[i]) for s in rb]))
+
+    unit = "clusters" if groups is not None else "stratified"
+    method = (f"mean AUROC difference ({len(ra)} vs {len(rb)} score runs), paired {unit} percentile bootstrap "
+              f"({n_boot} resamples)")
+    value = stat(np.arange(len(y)))
+    if not math.isfinite(value):
+        return _nan(len(y), method, confidence)
+    rng = np.random.default_rng(seed)
+    if groups is None:
+        idx = list(_strat_indices(y, rng, n_boot))
+        n = len(y)
+    else:
+        g = np.asarray(groups)
+        members = [np.flatnonzero(g == u) for u in np.unique(g)]
+        n = len(members)
+        idx = []
+        while len(idx) < n_boot:
+            i = np.concatenate([members[k] for k in rng.integers(0, n, n)])
+            if 0 < y[i].sum() < len(i):
+                idx.append(i)
+    boot = np.array([stat(i) for i in idx])
+    lo, hi = _percentile(boot, confidence)
+    return Estimate(value, lo, hi, int(n), method + (f" over {n} clusters" if groups is not None else ""),
+                    confidence)
+
+
 # ------------------------------------------------------------------ proportions, correlations, tests
 
 
@@ -210,6 +259,19 @@ def wilson(k: int, n: int, confidence: float = 0.95) -> Estimate:
     centre = (p + z * z / (2 * n)) / den
     half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / den
     return Estimate(p, max(0.0, centre - half), min(1.0, centre + half), int(n), method, confidence)
+
+
+def proportion_diff(k1: int, n1: int, k2: int, n2: int, confidence: float = 0.95) -> Estimate:
+    """``k1/n1 - k2/n2`` for two independent proportions, with Newcombe's hybrid score interval
+    (method 10 of Newcombe 1998: the two Wilson intervals combined in quadrature)."""
+    method = "difference of two independent proportions, Newcombe hybrid score interval"
+    a, b = wilson(k1, n1, confidence), wilson(k2, n2, confidence)
+    if n1 <= 0 or n2 <= 0:
+        return _nan(min(n1, n2), method, confidence)
+    d = a.value - b.value
+    lo = d - math.sqrt((a.value - a.lo) ** 2 + (b.hi - b.value) ** 2)
+    hi = d + math.sqrt((a.hi - a.value) ** 2 + (b.value - b.lo) ** 2)
+    return Estimate(d, lo, hi, int(min(n1, n2)), method, confidence)
 
 
 def spearman_ci(x: ArrayLike, y: ArrayLike, confidence: float = 0.95) -> Estimate:

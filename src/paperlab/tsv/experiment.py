@@ -43,7 +43,7 @@ from pydantic import BaseModel, Field, field_validator
 
 from paperlab.core.errors import UserError
 from paperlab.core.runs import Claim, Run, build_config, claim, markdown_table
-from paperlab.core.stats import Estimate, auroc, auroc_ci, auroc_diff
+from paperlab.core.stats import Estimate, auroc, auroc_ci, auroc_diff, mean_auroc_diff  # noqa: F401
 
 PAPER = "How to Steer LLM Latents for Hallucination Detection? (Park et al., ICML 2025, arXiv 2503.01917)"
 BASELINES = ("perplexity", "pmi", "qa_cosine", "raw_prototypes", "probe")
@@ -158,36 +158,9 @@ def _as_runs(x) -> list[np.ndarray]:
     return [np.asarray(r, dtype=float) for r in x]
 
 
-def mean_auroc_diff(y, a, b, n_boot: int = 2000, seed: int = 0, confidence: float = 0.95) -> Estimate:
-    """``mean_s AUROC(a_s) - mean_s AUROC(b_s)`` on the same items, paired stratified percentile bootstrap.
-
-    ``a`` and ``b`` are score vectors or lists of them (training seeds). Each resample draws the
-    positives and the negatives with replacement (class counts kept, as
-    :func:`paperlab.core.stats.auroc_diff`) and recomputes every seed's AUROC on it, so the interval
-    covers which test answers were drawn, with the seeds averaged. With one vector on each side it is
-    exactly :func:`~paperlab.core.stats.auroc_diff`. (A candidate for ``core.stats``.)
-    """
-    ra, rb = _as_runs(a), _as_runs(b)
-    if len(ra) == 1 and len(rb) == 1:
-        return auroc_diff(y, ra[0], rb[0], n_boot=n_boot, seed=seed, confidence=confidence)
-    y = np.asarray(y).astype(int)
-    method = (f"seed-mean AUROC difference ({len(ra)} vs {len(rb)} runs), paired stratified percentile "
-              f"bootstrap ({n_boot} resamples)")
-    value = float(np.mean([auroc(y, s) for s in ra]) - np.mean([auroc(y, s) for s in rb]))
-    if not math.isfinite(value):
-        return Estimate(float("nan"), float("nan"), float("nan"), len(y), method, confidence)
-    rng = np.random.default_rng(seed)
-    pos, neg = np.flatnonzero(y == 1), np.flatnonzero(y == 0)
-    idx = np.concatenate([rng.choice(pos, size=(n_boot, pos.size)), rng.choice(neg, size=(n_boot, neg.size))], 1)
-    boot = np.array([np.mean([auroc(y[i], s[i]) for s in ra]) - np.mean([auroc(y[i], s[i]) for s in rb])
-                     for i in idx])
-    alpha = (1 - confidence) / 2
-    lo, hi = np.quantile(boot, [alpha, 1 - alpha])
-    return Estimate(value, float(lo), float(hi), len(y), method, confidence)
-
-
-def make_claims(y_test, scores: dict, cfg: TSVConfig) -> list[Claim]:
-    """The paper's claims, decided on paired AUROC differences over the test answers.
+def make_claims(y_test, scores: dict, cfg: TSVConfig, groups=None) -> list[Claim]:
+    """The paper's claims, decided on paired AUROC differences over the test answers (resampled by
+    question when ``groups`` gives each answer's question).
 
     ``scores[m]`` is method ``m``'s truthfulness score per test answer (label ``y_test[i]``); for
     ``tsv`` and ``tsv_stage1`` it may be a list with one vector per training seed, and the claim is
@@ -195,9 +168,10 @@ def make_claims(y_test, scores: dict, cfg: TSVConfig) -> list[Claim]:
     beaten for ``tsv_beats_baselines`` to hold.
     """
     n_seeds = len(_as_runs(scores["tsv"]))
-    note = (f"{n_seeds} training seed(s), AUROC averaged over them; the interval is over test answers "
+    unit = "test questions (all answers of a question resampled together)" if groups is not None else "test answers"
+    note = (f"{n_seeds} training seed(s), AUROC averaged over them; the interval is over {unit} "
             "(the seeds' spread is reported apart)")
-    d = {m: mean_auroc_diff(y_test, scores["tsv"], scores[m], n_boot=cfg.bootstrap, seed=cfg.seed)
+    d = {m: mean_auroc_diff(y_test, scores["tsv"], scores[m], groups=groups, n_boot=cfg.bootstrap, seed=cfg.seed)
          for m in (*BASELINES, "tsv_stage1")}
     mean_auc = {m: float(np.mean([auroc(y_test, s) for s in _as_runs(scores[m])]))
                 for m in ("tsv", "tsv_stage1", *BASELINES)}
@@ -554,14 +528,15 @@ def run_experiment(cfg: TSVConfig, out: Path | None = None) -> Path:
     test_auroc = {m: float(np.mean([auroc(y_te, r) for r in _as_runs(s)])) for m, s in scores.items()}
     seed_auroc = {m: [auroc(y_te, r) for r in s] for m, s in scores.items() if isinstance(s, list)}
     cis = {m: auroc_ci(y_te, flat[m], n_boot=cfg.bootstrap, seed=cfg.seed) for m in scores}
-    diffs = {m: mean_auroc_diff(y_te, scores["tsv"], s, n_boot=cfg.bootstrap, seed=cfg.seed)
+    q_te = [data.items[i].row for i in te]   # the bootstrap resamples questions, not answers
+    diffs = {m: mean_auroc_diff(y_te, scores["tsv"], s, groups=q_te, n_boot=cfg.bootstrap, seed=cfg.seed)
              for m, s in scores.items() if m != "tsv"}
     val_auroc = {m: auroc(y[val], s) for m, s in val_s.items()}
     # TSV's validation AUROC at its selected epochs (seed mean), as logged during training
     val_auroc["tsv_stage1"] = float(np.mean([f.log1.best_val_auroc for f in runs.finals]))
     val_auroc["tsv"] = float(np.mean([(f.log2 if f.stage2 is not None else f.log1).best_val_auroc
                                       for f in runs.finals]))
-    claims = make_claims(y_te, scores, cfg)
+    claims = make_claims(y_te, scores, cfg, groups=q_te)
     write_records(run, data, te, scores)
 
     grid_rows = [{"lambda": g.lam, "lambda_rel": g.lam_rel, "lr": g.lr, "seed": g.seed,
@@ -708,7 +683,9 @@ def report_sections(r: dict, cfg: TSVConfig, claims: Sequence[Claim]) -> list[st
         markdown_table(["method", "test AUROC", "95% CI (seed 0)", "over seeds", "val AUROC",
                         "TSV minus method, paired 95% CI"], rows), "",
         f"TSV rows: mean over {len(sel['seeds'])} training seeds {sel['seeds']}; 'over seeds' is their range. "
-        f"Bootstrap: {cfg.bootstrap} resamples of the test answers, stratified by label and paired across methods. "
+        f"Bootstrap: the AUROC differences that decide the claims resample test questions ({cfg.bootstrap} "
+        "resamples; all answers of a question together, paired across methods); the per-method AUROC intervals "
+        "resample answers, stratified by label. "
         f"Direction of the label-free scores picked on validation: {r['direction']} (+1: higher = truthful). "
         f"Probe C = {r['probe_C']:g} (validation). Per-answer scores: `test_scores.jsonl`.", "",
         "## Selection of lambda, learning rate and epochs (validation split, stage 1)", "",
