@@ -283,3 +283,27 @@ def test_load_lm_honours_keyword_arguments(llama):
     small = load_lm("default", cache=False, n_ctx=512)
     assert small is not llama and small._llm.n_ctx() == 512
     assert load_lm("default", cache=False, n_ctx=512) is small and load_lm("default", cache=False) is llama
+
+
+@pytest.mark.parametrize("backend", ["llama", "hf"])
+def test_repetition_penalty_breaks_a_greedy_loop(backend, request):
+    # greedy continuation of a repeating pattern repeats it; a strong penalty on tokens already in the
+    # context must change the continuation, and 1.0 must be exactly the default decoding
+    lm = request.getfixturevalue(backend)
+    prompt = ["a b a b a b a b a b a b"]
+    plain = lm.complete(prompt, GenerationParams(temperature=0.0, max_tokens=8))[0].text
+    same = lm.complete(prompt, GenerationParams(temperature=0.0, max_tokens=8, repetition_penalty=1.0))[0].text
+    penalised = lm.complete(prompt, GenerationParams(temperature=0.0, max_tokens=8, repetition_penalty=2.0))[0].text
+    assert same == plain
+    assert plain.split()[:2] == ["a", "b"]
+    assert penalised != plain
+
+
+def test_repetition_penalty_validated_and_cache_keys_stable():
+    from paperlab.core.models import _key_params
+
+    with pytest.raises(UserError, match="repetition_penalty"):
+        GenerationParams(repetition_penalty=0.0)
+    # requests without a penalty keep the cache keys they had before the field existed
+    assert "repetition_penalty" not in _key_params(GenerationParams())
+    assert _key_params(GenerationParams(repetition_penalty=1.2))["repetition_penalty"] == 1.2

@@ -81,7 +81,9 @@ class GenerationParams:
 
     ``seed`` seeds this request alone. ``logprobs=True`` returns the log-probability of every
     generated token, and ``top_logprobs`` (0-20, needs ``logprobs``) the most likely
-    alternatives at each position.
+    alternatives at each position. ``repetition_penalty`` > 1 divides the logits of tokens already
+    in the context (CTRL's penalty: llama.cpp ``repeat_penalty``, transformers
+    ``repetition_penalty``, vLLM/llama.cpp-server fields of the same names); 1.0 (default) is off.
     """
 
     temperature: float = 0.6
@@ -91,6 +93,7 @@ class GenerationParams:
     stop: tuple[str, ...] = ()
     logprobs: bool = False
     top_logprobs: int = 0
+    repetition_penalty: float = 1.0
 
     def __post_init__(self):
         if isinstance(self.stop, str) or not all(isinstance(s, str) for s in self.stop):
@@ -102,6 +105,9 @@ class GenerationParams:
             raise UserError(f"top_p {self.top_p} is outside (0, 1]", "use 0 < top_p <= 1")
         if self.max_tokens < 1:
             raise UserError(f"max_tokens {self.max_tokens} < 1", "use max_tokens >= 1")
+        if not self.repetition_penalty > 0:
+            raise UserError(f"repetition_penalty {self.repetition_penalty} is not positive",
+                            "use 1.0 (off) or a value such as 1.1")
         if not isinstance(self.top_logprobs, int) or not 0 <= self.top_logprobs <= MAX_TOP_LOGPROBS:
             raise UserError(f"top_logprobs {self.top_logprobs!r} is outside 0..{MAX_TOP_LOGPROBS}",
                             f"use an integer 0 <= top_logprobs <= {MAX_TOP_LOGPROBS}")
@@ -377,7 +383,7 @@ class LlamaCppLM(LanguageModel):
     def _sampling(self, params: GenerationParams) -> dict[str, Any]:
         return dict(temperature=0.0 if params.greedy else params.temperature, top_p=params.top_p,
                     top_k=0 if not params.greedy else 1, max_tokens=params.max_tokens, seed=params.seed,
-                    stop=list(params.stop) or None)
+                    stop=list(params.stop) or None, repeat_penalty=params.repetition_penalty)
 
     def _chat_one(self, messages, params):
         with self._lock:
@@ -468,6 +474,8 @@ class HFLM(LanguageModel):
                               "return_dict_in_generate": True, "output_logits": p.logprobs}
         if p.stop:
             kw.update(stop_strings=list(p.stop), tokenizer=tok)
+        if p.repetition_penalty != 1.0:
+            kw.update(repetition_penalty=p.repetition_penalty)
         if p.greedy:
             kw.update(do_sample=False, temperature=None, top_p=None, top_k=None)
         else:
@@ -563,8 +571,10 @@ class OpenAILM(LanguageModel):
 
     @staticmethod
     def _sampling(p: GenerationParams) -> dict[str, Any]:
+        penalty = ({} if p.repetition_penalty == 1.0 else  # not an OpenAI field: vLLM's and llama.cpp's names
+                   {"extra_body": {"repetition_penalty": p.repetition_penalty, "repeat_penalty": p.repetition_penalty}})
         return dict(temperature=0.0 if p.greedy else p.temperature, top_p=p.top_p, max_tokens=p.max_tokens,
-                    seed=p.seed, stop=list(p.stop) or None)
+                    seed=p.seed, stop=list(p.stop) or None, **penalty)
 
     @staticmethod
     def _result(text: str | None, finish: str | None, usage, lps) -> ChatResult:
@@ -695,10 +705,10 @@ class CachedLM(LanguageModel):
         return self.inner.cache_id
 
     def key(self, messages: Sequence[Message], params: GenerationParams) -> str:
-        return make_key("chat/v2", self.inner.cache_id, list(messages), asdict(params))
+        return make_key("chat/v2", self.inner.cache_id, list(messages), _key_params(params))
 
     def complete_key(self, prompt: str, params: GenerationParams) -> str:
-        return make_key("complete/v1", self.inner.cache_id, prompt, asdict(params))
+        return make_key("complete/v1", self.inner.cache_id, prompt, _key_params(params))
 
     def chat(self, batch, params, on_result=None):
         plist = per_request(params, len(batch))
@@ -745,6 +755,15 @@ class CachedLM(LanguageModel):
 
 
 _loaded: dict[Any, LanguageModel] = {}
+
+
+def _key_params(params: GenerationParams) -> dict[str, Any]:
+    """The request-cache view of ``params``: a field added later is left out at its default, so the
+    keys of requests made before it existed stay valid."""
+    d = asdict(params)
+    if d["repetition_penalty"] == 1.0:
+        del d["repetition_penalty"]
+    return d
 
 
 def dequantised_folder(gguf: str | Path) -> Path:

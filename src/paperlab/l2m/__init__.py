@@ -50,30 +50,21 @@ Public API
 CLI: ``paperlab l2m run [--quick] [--model hf:<path>] [--scorer vllm]`` and ``paperlab l2m gaussian``.
 """
 
-from paperlab.l2m.estimators import (
-    BipartiteMI,
-    TokenScorer,
-    bipartite_mi,
-    collect_logprobs,
-    entropy_convergence,
-    grassberger_entropy,
-    two_point_mi,
-)
-from paperlab.l2m.fits import bootstrap_power_law, fit_power_law, fit_power_law_offset, fit_power_law_shifted
-from paperlab.l2m.gaussian import GaussianScorer, SubVolumeGaussian
+_API = {
+    "BipartiteMI": "estimators", "TokenScorer": "estimators", "bipartite_mi": "estimators",
+    "collect_logprobs": "estimators", "entropy_convergence": "estimators", "grassberger_entropy": "estimators",
+    "two_point_mi": "estimators",
+    "bootstrap_power_law": "fits", "fit_power_law": "fits", "fit_power_law_offset": "fits",
+    "fit_power_law_shifted": "fits",
+    "GaussianScorer": "gaussian", "SubVolumeGaussian": "gaussian",
+}
+__all__ = sorted(_API)
 
-__all__ = [
-    "BipartiteMI",
-    "GaussianScorer",
-    "SubVolumeGaussian",
-    "TokenScorer",
-    "bipartite_mi",
-    "bootstrap_power_law",
-    "collect_logprobs",
-    "entropy_convergence",
-    "fit_power_law",
-    "fit_power_law_offset",
-    "fit_power_law_shifted",
-    "grassberger_entropy",
-    "two_point_mi",
-]
+
+def __getattr__(name: str):
+    # lazy: ``paperlab l2m --help`` must not import torch
+    if name in _API:
+        import importlib
+
+        return getattr(importlib.import_module(f"paperlab.l2m.{_API[name]}"), name)
+    raise AttributeError(f"module 'paperlab.l2m' has no attribute {name!r}")

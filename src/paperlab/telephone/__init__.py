@@ -32,7 +32,15 @@ Public API
 CLI: ``paperlab telephone run [--quick]`` and ``paperlab telephone score --original F --generations F``.
 """
 
-from paperlab.telephone.chains import LMPlayer, MTPlayer, Setup, run_chain
-from paperlab.telephone.prompts import LEVELS, build_prompt
+_API = {"LMPlayer": "chains", "MTPlayer": "chains", "Setup": "chains", "run_chain": "chains",
+        "LEVELS": "prompts", "build_prompt": "prompts"}
+__all__ = sorted(_API)
 
-__all__ = ["LEVELS", "LMPlayer", "MTPlayer", "Setup", "build_prompt", "run_chain"]
+
+def __getattr__(name: str):
+    # lazy: ``paperlab telephone --help`` must not import the model backends
+    if name in _API:
+        import importlib
+
+        return getattr(importlib.import_module(f"paperlab.telephone.{_API[name]}"), name)
+    raise AttributeError(f"module 'paperlab.telephone' has no attribute {name!r}")

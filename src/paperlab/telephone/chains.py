@@ -22,8 +22,9 @@ Degenerate generations. A small LM's rephrase chain can fall into a repetition l
 ``max_tokens``. Every hop records its finish reason (``"length"``: the answer was cut at
 ``max_tokens``), and :func:`repetition_loop` flags texts that repeat themselves; the experiment
 reports both per iteration. Nothing is filtered or re-generated: degenerate texts stay in the chain,
-as they would in the paper's. (A repetition penalty would be a decoding option of the backend; the
-core's ``GenerationParams`` has none yet, so none is applied.)
+as they would in the paper's. A repetition penalty is a decoding option
+(``GenerationParams.repetition_penalty``; ``paperlab telephone run --repetition-penalty 1.1``), off
+by default as in the paper.
 """
 
 from __future__ import annotations

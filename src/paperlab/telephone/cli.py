@@ -53,6 +53,9 @@ def run(
     compat: Annotated[str | None, typer.Option(help="Metric convention: standard, or paper (the official "
                                                "evaluation's calls; reproduces its stored values).")] = None,
     passage_file: Annotated[Path | None, typer.Option(help="Your own passages: JSONL, {\"text\": ...} per line.")] = None,
+    repetition_penalty: Annotated[float | None, typer.Option(
+        "--repetition-penalty", help="LM decoding: > 1 penalises tokens already in the context (1.0 = off, the "
+        "default and the paper's setting); the report still counts repetition loops.")] = None,
     no_mt: Annotated[bool, typer.Option("--no-mt", help="Skip the MT chains.")] = False,
     no_rephrase: Annotated[bool, typer.Option("--no-rephrase", help="Skip the LM rephrase chains.")] = False,
     seed: Seed = 0,
@@ -64,6 +67,8 @@ def run(
     for spec in pool_specs or ():
         check_model_spec(spec, "--pool")
     check_model_spec(model, "--model")
+    if repetition_penalty is not None and not repetition_penalty > 0:
+        raise UserError(f"--repetition-penalty must be > 0, got {repetition_penalty}", "use 1.0 (off) or e.g. 1.1")
     _check_judge(judge)
     from paperlab.telephone.metrics import COMPAT
 
@@ -78,7 +83,7 @@ def run(
     overrides = {k: v for k, v in dict(
         passages=passages, lm_passages=lm_passages, lm_passage_words=lm_passage_words, mt_iterations=iterations, lm_iterations=lm_iterations,
         lm=model, pool=pool_specs, passage_file=str(passage_file) if passage_file else None, pivot=pivot,
-        domains=doms, judge=judge, compat=compat, temperatures=temps,
+        domains=doms, judge=judge, compat=compat, temperatures=temps, repetition_penalty=repetition_penalty,
     ).items() if v is not None}
     overrides.update(mt=not no_mt, rephrase=not no_rephrase, seed=seed)
     default_config(quick, **overrides)  # the settings' own checks, still before any work
