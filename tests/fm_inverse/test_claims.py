@@ -163,3 +163,36 @@ def test_faster_at_matched_accuracy(good_cases):
     assert "lower bound" in c.values["evidence"]["method"]
     slow = [{"label": x, "cfm_seconds": 10.0, "mcmc_seconds": 1.0, "reached": True} for x in "abc"]
     assert claim_of("cfm_faster_than_mcmc", good_cases, speed_cases=slow).verdict == "contradicted"
+
+
+def peer_case(label, cfm_correct, peer_correct, cfm_seconds, peer_seconds, total=2000):
+    return {"label": label, "cfm_correct": cfm_correct, "cfm_total": total, "cfm_c2st": cfm_correct / total,
+            "cfm_seconds": cfm_seconds,
+            "peers": {"NPE": {"status": "ok", "c2st": peer_correct / total, "c2st_correct": peer_correct,
+                              "c2st_total": total, "sample_seconds": peer_seconds, "train_seconds": 60.0,
+                              "epochs": 80, "simulations": 14336}}}
+
+
+def test_peer_claims_follow_the_intervals(good_cases):
+    by_id = lambda m: {c.id: c for c in make_claims(m)}             # noqa: E731
+    # CFM clearly closer (C2ST 0.55 vs 0.70) and faster (0.1 s vs 0.3 s) on both cases -> both hold
+    better = [peer_case("a", 1100, 1400, [0.10, 0.11, 0.10], [0.30, 0.31, 0.29]),
+              peer_case("b", 1120, 1380, [0.10, 0.10, 0.12], [0.33, 0.30, 0.31])]
+    c = by_id(measurements(good_cases, peer_cases=better))
+    assert c["cfm_closer_than_sbi"].verdict == "holds"
+    assert c["cfm_samples_faster_than_sbi"].verdict == "holds"
+    # the peer closer on one case -> contradicted; CFM slower -> contradicted
+    worse = [better[0], peer_case("b", 1400, 1100, [0.50, 0.52, 0.51], [0.05, 0.05, 0.06])]
+    c = by_id(measurements(good_cases, peer_cases=worse))
+    assert c["cfm_closer_than_sbi"].verdict == "contradicted"
+    assert c["cfm_samples_faster_than_sbi"].verdict == "contradicted"
+    # equal C2STs are not a win: inconclusive
+    tie = [peer_case("a", 1150, 1160, [0.1, 0.1, 0.1], [0.3, 0.3, 0.3])]
+    assert by_id(measurements(good_cases, peer_cases=tie))["cfm_closer_than_sbi"].verdict == "inconclusive"
+    # sbi missing: both peer claims are inconclusive and say why; no peer_cases at all: no peer claims
+    missing = [{"label": "a", "cfm_correct": 1, "cfm_total": 2, "cfm_c2st": 0.5, "cfm_seconds": [0.1],
+                "peers": {"NPE": {"status": "not run: sbi missing"}}}]
+    c = by_id(measurements(good_cases, peer_cases=missing))
+    assert c["cfm_closer_than_sbi"].verdict == "inconclusive"
+    assert "sbi missing" in str(c["cfm_closer_than_sbi"].values)
+    assert "cfm_closer_than_sbi" not in by_id(measurements(good_cases))

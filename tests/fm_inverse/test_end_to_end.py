@@ -8,12 +8,13 @@ import pytest
 from paperlab.cli import main
 from paperlab.core.runs import load_results
 from paperlab.fm_inverse.experiment import reproduce
+from paperlab.fm_inverse.peers import sbi_available as peers_available
 
 TINY = dict(train_per_n=64, val_per_n=16, train={"steps": 30, "batch_size": 64, "val_every": 15},
             velocity={"n_layer": 2}, test_truths=1, eval_N=[2, 4], traj_samples=16, posterior_samples=200,
             ref_cases=[[0, 4]], ref_walkers=16, ref_max_steps=40, ref_check_every=20, c2st_permutations=2,
             ode_sweep=[2, 4], mh_prefixes=[0.5, 1.0], mh_steps=[150], sbc_cases=12, sbc_N=[3, 5],
-            sbc_samples=20, timing_samples=100, timing_repeats=1, ode_steps=4, threads=1)
+            sbc_samples=20, timing_samples=100, timing_repeats=1, ode_steps=4, threads=1, peer_max_epochs=3)
 
 
 @pytest.fixture(scope="module")
@@ -24,7 +25,8 @@ def tiny_run(tmp_path_factory):
 def test_reproduce_writes_all_claims(tiny_run):
     res = load_results(tiny_run)
     ids = {c["id"]: c for c in res["claims"]}
-    assert set(ids) == {"cfm_matches_mcmc", "error_falls_with_n", "coverage_calibrated", "cfm_faster_than_mcmc"}
+    assert set(ids) == {"cfm_matches_mcmc", "error_falls_with_n", "coverage_calibrated", "cfm_faster_than_mcmc",
+                        "cfm_closer_than_sbi", "cfm_samples_faster_than_sbi"}
     assert all(c["holds"] == (c["verdict"] == "holds") for c in ids.values())
     # a 30-step model against a 40-step emcee run: the reference hit its cap, the C2ST tells them apart
     match = ids["cfm_matches_mcmc"]
@@ -41,6 +43,13 @@ def test_reproduce_writes_all_claims(tiny_run):
     assert ids["coverage_calibrated"]["verdict"] != "holds"
     assert "log-likelihood: mean normalised SBC rank" in ids["coverage_calibrated"]["values"]["evidence"]
     assert (tiny_run / "report.md").read_text().count("![") >= 4
+    peers = case["peers"]
+    if peers_available():   # sbi's NPE and FMPE trained on 64 x 7 simulations of the case's design
+        assert set(peers) == {"NPE", "FMPE"} and all(p["status"] == "ok" for p in peers.values())
+        assert all(p["simulations"] == 64 * 7 and 0.5 <= p["c2st"] <= 1 for p in peers.values())
+        assert "Against sbi's NPE and FMPE" in (tiny_run / "report.md").read_text()
+    else:                   # without sbi the peer claims say why they are inconclusive
+        assert ids["cfm_closer_than_sbi"]["verdict"] == "inconclusive" and "sbi" in peers["NPE"]["status"]
     assert (tiny_run / "checkpoint" / "model.pt").exists()
 
 

@@ -107,3 +107,35 @@ def test_barely_trained_model_fails_calibration(tmp_path):
                           "rank_u": calib["rank_u"], "lik_u": calib["lik_u"]})
     assert c.verdict == "contradicted"
     assert calib["lik_rank_mean"] > 0.6
+
+
+def test_quick_cases_find_their_packaged_converged_references():
+    # the quick tier stays within its time budget only if its emcee references are found: the packaged
+    # files must be keyed exactly as the quick run computes the key, and hold converged draws in the box
+    from paperlab.fm_inverse.experiment import (
+        SEIR_M_TRUE,
+        _packaged_reference,
+        default_config,
+        reference_spec,
+    )
+    from paperlab.fm_inverse.mcmc import SEIRPosterior
+    from paperlab.fm_inverse.simulators import SEIRObservationModel, _cache_file, seir_simulate
+
+    cfg = default_config("seir", quick=True)
+    obs = SEIRObservationModel()
+    for k, N in cfg.ref_cases:
+        assert k == 0
+        r = np.random.default_rng([cfg.seed, k, N])
+        d, _ = seir_simulate(np.asarray(SEIR_M_TRUE)[None], np.linspace(1.0, 3.0, N)[None], obs, r)
+        post = SEIRPosterior(d[0], obs.sigma_I, obs.sigma_R)
+        path = _packaged_reference(_cache_file("reference", reference_spec(cfg, post, k, N)).name)
+        assert path is not None, f"no packaged reference for m{k}/N={N}"
+        z = np.load(path)
+        assert bool(z["converged"]) and z["samples"].shape[1] == 6 and len(z["samples"]) > 1000
+        assert ((z["samples"] >= 0) & (z["samples"] <= 1)).all()
+        # the posterior concentrates near the truth on the identified rate alpha
+        assert abs(np.median(z["samples"][:, 1]) - SEIR_M_TRUE[1]) < 0.15
+    # another seed is another observation: no packaged file, the run computes it
+    other = default_config("seir", quick=True)
+    other.seed = 1
+    assert _packaged_reference(_cache_file("reference", reference_spec(other, post, 0, N)).name) is None

@@ -43,6 +43,8 @@ the pressure at :math:`n` points). See :mod:`.simulators`.
 - checkpoints: :func:`save_checkpoint`, :func:`load_checkpoint`
 - baselines: :class:`SEIRPosterior`, :class:`DarcyPosterior`, :func:`metropolis_hastings`,
   :func:`emcee_reference` (stopped by an autocorrelation rule), :func:`seir_log_likelihood`
+- peers (not in the paper): :func:`train_peer` (sbi's NPE / FMPE for one observation design, same
+  simulator and budget), :func:`seir_design_simulations`
 - evaluation: :func:`c2st_test` (with its null), :func:`moment_comparison`, :func:`coverage`,
   :func:`sbc_ranks`; claims: :func:`make_claims`
 - experiment: :func:`reproduce` (``paperlab fm_inverse run``); CLI ``paperlab fm_inverse sample
@@ -64,6 +66,7 @@ _API = {
     "checkpoint": ("save_checkpoint", "load_checkpoint"),
     "mcmc": ("SEIRPosterior", "DarcyPosterior", "metropolis_hastings", "emcee_reference", "seir_log_likelihood"),
     "evaluate": ("c2st_test", "moment_comparison", "coverage", "sbc_ranks"),
+    "peers": ("train_peer", "seir_design_simulations", "sbi_available"),
     "claims": ("make_claims",),
     "experiment": ("reproduce", "default_config"),
 }
