@@ -96,3 +96,20 @@ def test_sweep_runs_on_its_own_seeds_and_reports_statuses(tmp_path):
     report = (run_dir / "report.md").read_text()
     assert "Runs by status: Post-Norm: " in report and "not a divergence" in report
     assert sum(res["results"]["sweep_status_counts"]["post/lr0.5"].values()) == 1
+
+
+def test_untied_embedding_ablation_adds_an_lm_head(tmp_path):
+    from paperlab.cli import main
+
+    small = {**TINY, "depths": [1], "variants": ["pre", "hybrid"], "sweep_variants": ["post", "hybrid"],
+             "sweep_lrs": [2e-3]}
+    tied = json.loads((reproduce(quick=True, out=tmp_path / "tied", **small) / "results.json").read_text())
+    untied_dir = reproduce(quick=True, out=tmp_path / "untied", tie_embeddings=False, **small)
+    untied = json.loads((untied_dir / "results.json").read_text())
+    extra = {untied["results"]["params"][k] - n for k, n in tied["results"]["params"].items()}
+    assert len(extra) == 1 and (head := extra.pop()) > 0 and head % small["d_model"] == 0  # one vocab x d head
+    assert "untied embeddings (ablation" in (untied_dir / "report.md").read_text()
+    # the CLI flag reaches the config, validated before any work
+    assert make_config(True, tie_embeddings=False).tie_embeddings is False
+    assert main(["hybridnorm", "run", "--quick", "--untied-embeddings", "--lr", "-1", "--out", str(tmp_path / "x")]) == 2
+    assert not (tmp_path / "x").exists()

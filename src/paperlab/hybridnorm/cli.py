@@ -46,6 +46,9 @@ def run(
     corpus: Annotated[str | None, typer.Option(help="tinyshakespeare | wikitext2.")] = None,
     tokenizer: Annotated[str | None, typer.Option(help="char | byte | gpt2.")] = None,
     precision: Annotated[str | None, typer.Option(help="fp32 | bf16.")] = None,
+    untied_embeddings: Annotated[bool, typer.Option(
+        "--untied-embeddings", help="Ablation: a separate LM head instead of the paper's tied input embedding "
+        "(does the tied head explain a variant's high initial loss?).")] = False,
 ) -> None:
     """Loss curves at several depths and a learning-rate sweep; writes report.md + results.json."""
     # every value is checked before any work: a bad one is a one-line error and leaves no run folder
@@ -66,7 +69,7 @@ def run(
         seeds=parse_ints(seeds, "--seeds", min=0, example="0,1,2"),
         sweep_seeds=parse_ints(sweep_seeds, "--sweep-seeds", min=0, example="0"), steps=steps, lr=lr, d_model=d_model,
         n_heads=n_heads, batch_size=batch_size, seq_len=seq_len, corpus=corpus, tokenizer=tokenizer,
-        precision=precision)
+        precision=precision, tie_embeddings=False if untied_embeddings else None)
     default_config(quick, **overrides)  # the settings' own checks (variants, widths), still before any work
     start_fresh(out, overwrite)
     print_run(reproduce(quick=quick, out=out, **overrides))

@@ -459,7 +459,8 @@ def reproduce(quick: bool = False, out: Path | str | None = None, **overrides: A
         f"Corpus `{cfg.corpus}` ({cfg.tokenizer} tokens, vocab {data[2].vocab_size}; "
         + ("first 90% train / last 10% validation" if cfg.corpus == "tinyshakespeare"
            else "trained on WikiText-2 valid, evaluated on test")
-        + f"). d_model {cfg.d_model}, {cfg.n_heads} heads, SwiGLU d_ff {cfg.ff}, RoPE, RMSNorm, tied embeddings, "
+        + f"). d_model {cfg.d_model}, {cfg.n_heads} heads, SwiGLU d_ff {cfg.ff}, RoPE, RMSNorm, "
+        f"{'tied embeddings' if cfg.tie_embeddings else 'untied embeddings (ablation; the paper ties them)'}, "
         f"{'SmallInit' if cfg.small_init else 'GPT-2 init'}. AdamW (0.9, 0.95), weight decay {cfg.weight_decay}, "
         f"warmup {cfg.warmup_steps} then cosine to {cfg.min_lr_ratio:g} x lr, clip {cfg.grad_clip}, {cfg.precision}. "
         f"Every run: {cfg.steps} steps x {cfg.batch_size} x {cfg.seq_len} = {tokens:,} tokens, identical batches "
@@ -496,7 +497,7 @@ def reproduce(quick: bool = False, out: Path | str | None = None, **overrides: A
         "diverge later. Unlike the paper's OLMo-2 config: character tokens instead of a 100k BPE vocabulary, "
         "full multi-head attention (the paper: 8 KV heads for 32 query heads), RoPE theta 1e4 (paper 5e5), "
         "learning rates around 1e-3 for tiny models (paper 3e-4), weight decay on all matrices including the "
-        "tied embedding but not on gains (paper: the reverse).")
+        + ("tied " if cfg.tie_embeddings else "") + "embedding but not on gains (paper: the reverse).")
     run.finish(claims, results=results, sections=sections, scale_note=scale_note,
                title="HybridNorm: norm placement vs. loss and stability", paper=PAPER)
     return run.dir
