@@ -1,5 +1,5 @@
 """Small shared test utilities: a free port, a local fault-injecting OpenAI-compatible server, an
-OpenAI-compatible /embeddings server around any local encoder."""
+OpenAI-compatible /embeddings server around any local encoder, a tiny random transformers Llama folder."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import threading
 import time
 from collections.abc import Callable, Collection
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 
 
 def free_port() -> int:
@@ -139,3 +140,25 @@ class EmbeddingServer:
     def __exit__(self, *exc):
         self.httpd.shutdown()
         self.httpd.server_close()
+
+
+def save_tiny_llama(out: Path, text: str, vocab_size: int, intermediate_size: int, max_positions: int,
+                    **config) -> Path:
+    """A random 2-layer transformers Llama (hidden 32, 4 heads, 2 KV heads) with a byte-level BPE tokenizer
+    of ``vocab_size`` trained on ``text``, saved to ``out`` (seconds to build; its outputs are meaningless).
+    ``config``: further ``LlamaConfig`` fields."""
+    import torch
+    from tokenizers import ByteLevelBPETokenizer
+    from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
+
+    bpe = ByteLevelBPETokenizer()
+    bpe.train_from_iterator([text], vocab_size=vocab_size, min_frequency=2, special_tokens=["<|endoftext|>"])
+    tok = PreTrainedTokenizerFast(tokenizer_object=bpe._tokenizer, bos_token="<|endoftext|>",
+                                  eos_token="<|endoftext|>")
+    tok.save_pretrained(out)
+    torch.manual_seed(0)
+    cfg = LlamaConfig(vocab_size=len(tok), hidden_size=32, intermediate_size=intermediate_size, num_hidden_layers=2,
+                      num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=max_positions,
+                      bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id, **config)
+    LlamaForCausalLM(cfg).save_pretrained(out)
+    return out
