@@ -13,8 +13,10 @@ from paperlab.core.runs import (
     Run,
     by_construction,
     claim,
+    claim_of_parts,
     combine,
     decide,
+    decide_range,
     load_results,
     verdict_counts,
 )
@@ -156,3 +158,36 @@ def test_claims_table_survives_pipes_and_newlines():
     table = claims_table([claim("a", "x | y\nz", exact(1.0), part="p|q")])
     row = table.splitlines()[2]
     assert row.count(" | ") == 4 and "x \\| y z" in row   # five cells: none split by a pipe in the text
+
+
+def _est(lo, hi):
+    return Estimate((lo + hi) / 2, lo, hi, 10, "test")
+
+
+@pytest.mark.parametrize("lo,hi,verdict", [(0.45, 0.55, "holds"), (0.61, 0.7, "contradicted"),
+                                           (0.55, 0.65, "inconclusive"), (math.nan, math.nan, "inconclusive")])
+def test_decide_range_equals_equivalence_test(lo, hi, verdict):
+    est = _est(lo, hi)
+    assert decide_range(est, 0.4, 0.6) == verdict
+    if math.isfinite(lo):
+        assert decide(est, "within", null=0.5, margin=0.1) == verdict
+
+
+def test_claim_of_parts_decides_each_part_by_its_own_test():
+    parts = {"gain": (_est(0.1, 0.3), {"expect": "greater"}),
+             "ratio": (_est(0.9, 1.1), (0.8, 1.25)),
+             "converged": (_est(1, 1), "holds")}
+    c = claim_of_parts("x", "s", parts, note="n")
+    assert c.verdict == "holds" and c.values["parts_not_holding"] == [] and c.values["note"] == "n"
+    assert c.values["evidence"]["ratio"]["accept"] == [0.8, 1.25]
+    assert c.values["evidence"]["gain"]["test"] == {"expect": "greater", "null": 0.0}
+    # one part failing its own test decides the claim, though the same interval passes the other tests
+    parts["ratio"] = (_est(0.1, 0.3), (0.8, 1.25))
+    c = claim_of_parts("x", "s", parts)
+    assert c.verdict == "contradicted" and c.values["parts_not_holding"] == ["ratio"]
+    parts["ratio"] = (_est(0.9, 1.1), "inconclusive")
+    assert claim_of_parts("x", "s", parts).verdict == "inconclusive"
+    with pytest.raises(ValueError):
+        claim_of_parts("x", "s", {"a": (_est(0, 1), "maybe")})
+    with pytest.raises(ValueError):
+        claim_of_parts("x", "s", {})

@@ -140,3 +140,23 @@ def test_mean_auroc_diff_cluster_bootstrap_is_wider_for_clustered_items():
     # a list of identical runs averages to the single run
     same = stats.mean_auroc_diff(y, [a, a], [b], groups=q, n_boot=400, seed=1)
     assert same.value == pytest.approx(by_question.value)
+
+
+def test_jackknife_of_the_mean_equals_the_t_interval():
+    # for the mean, the delete-one jackknife SE is exactly s / sqrt(n)
+    x = np.random.default_rng(3).normal(size=25)
+    loo = np.array([np.delete(x, i).mean() for i in range(x.size)])
+    e, t = stats.jackknife_ci(x.mean(), loo), stats.mean_ci(x)
+    assert e.value == pytest.approx(t.value)
+    assert (e.lo, e.hi) == pytest.approx((t.lo, t.hi), rel=1e-9)
+    assert math.isnan(stats.jackknife_ci(1.0, [1.0]).lo)
+
+
+def test_index_bootstrap_resamples_units_jointly():
+    rng = np.random.default_rng(0)
+    a = rng.normal(size=200)
+    b = a + 0.01 * rng.normal(size=200)                       # b tracks a unit by unit
+    joint = stats.index_bootstrap(200, lambda i: a[i].mean() - b[i].mean(), n_boot=500)
+    assert joint.hi - joint.lo < 0.01                          # pairing kept: the difference is tight
+    e = stats.index_bootstrap(200, lambda i: a[i].mean(), n_boot=500)
+    assert e.lo < a.mean() < e.hi and e.n == 200

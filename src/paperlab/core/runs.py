@@ -172,6 +172,59 @@ def claim(id: str, statement: str, evidence: Estimate | Mapping[str, Estimate], 
                  values=to_jsonable(ev | {"test": test} | values))
 
 
+def decide_range(est: Estimate, lo: float, hi: float) -> str:
+    """*holds* when the interval lies inside ``[lo, hi]``, *contradicted* when wholly outside (the
+    equivalence test of :func:`decide` with ``null = (lo + hi) / 2``, ``margin = (hi - lo) / 2``)."""
+    if not (math.isfinite(est.lo) and math.isfinite(est.hi)):
+        return "inconclusive"
+    if lo <= est.lo and est.hi <= hi:
+        return "holds"
+    return "contradicted" if est.hi < lo or est.lo > hi else "inconclusive"
+
+
+PartTest = str | tuple[float, float] | Mapping[str, Any]
+
+
+def decide_part(est: Estimate, test: PartTest) -> tuple[str, dict[str, Any]]:
+    """The verdict of one part of a claim and how it was tested.
+
+    ``test`` is a verdict decided upstream (a string of :data:`VERDICTS`), an accepted range
+    ``(lo, hi)`` (:func:`decide_range`), or the keywords of :func:`decide`
+    (``{"expect": "less", "null": 0.0, "margin": None}``).
+    """
+    if isinstance(test, str):
+        if test not in VERDICTS:
+            raise ValueError(f"unknown verdict {test!r}")
+        return test, {}
+    if isinstance(test, Mapping):
+        kw = {"expect": "greater", "null": 0.0} | dict(test)
+        if kw.get("margin") is None:
+            kw.pop("margin", None)
+        return decide(est, **kw), {"test": kw}
+    lo, hi = test
+    return decide_range(est, lo, hi), {"accept": [lo, hi]}
+
+
+def claim_of_parts(id: str, statement: str, parts: Mapping[str, tuple[Estimate, PartTest]],
+                   **values: Any) -> Claim:
+    """A claim made of parts that must all hold, each decided by its own test (:func:`decide_part`).
+
+    :func:`claim` decides every part by one test; here a claim can join, e.g., a difference that
+    must be > 0 with a ratio that must lie in ``[0.8, 1.25]`` and a convergence check decided upstream.
+    """
+    if not parts:
+        raise ValueError(f"claim {id!r} has no evidence")
+    evidence: dict[str, Any] = {}
+    for name, (est, test) in parts.items():
+        verdict, how = decide_part(est, test)
+        evidence[name] = est.as_dict() | {"verdict": verdict} | how
+    verdict = combine(e["verdict"] for e in evidence.values())
+    failing = [k for k, e in evidence.items() if e["verdict"] != "holds"]
+    return Claim(id=id, statement=statement, holds=verdict == "holds", verdict=verdict,
+                 values=to_jsonable({"evidence": evidence, "test": {"expect": "every part passes its own test"},
+                                     "parts": len(parts), "parts_not_holding": failing} | values))
+
+
 def by_construction(id: str, statement: str, satisfied: Any, **values: Any) -> Claim:
     """A claim that follows from the configuration alone (arithmetic on FLOPs, parameter counts).
 

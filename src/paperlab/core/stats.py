@@ -8,6 +8,8 @@ Each function returns an :class:`Estimate` — the point value, a two-sided inte
 :func:`mean_ci`                        mean, Student-t interval (optionally clipped to a range)
 :func:`bootstrap_ci`                   any statistic, percentile bootstrap
 :func:`paired_bootstrap_diff`          ``stat(a) - stat(b)`` over paired units, bootstrap
+:func:`index_bootstrap`                any statistic of several arrays on the same units, bootstrap
+:func:`jackknife_ci`                   a statistic with a delete-one-group jackknife interval
 :func:`auroc` / :func:`auroc_ci`       AUROC (Mann-Whitney), stratified bootstrap interval
 :func:`auroc_diff`                     paired (same items) bootstrap of an AUROC difference
 :func:`wilson`                         a proportion, Wilson score interval
@@ -139,6 +141,30 @@ def paired_bootstrap_diff(a: ArrayLike, b: ArrayLike, stat: Callable[[np.ndarray
     boot = np.array([stat(x[i]) - stat(y[i]) for i in idx], dtype=float)
     lo, hi = _percentile(boot, confidence)
     return Estimate(float(stat(x) - stat(y)), lo, hi, int(x.size), method, confidence)
+
+
+def index_bootstrap(n: int, stat: Callable[[np.ndarray], float], n_boot: int = 2000, seed: int = 0,
+                    confidence: float = 0.95) -> Estimate:
+    """``stat(indices)`` with a percentile-bootstrap interval over ``n`` units: any statistic of several
+    arrays measured on the same units (a ratio of means, a perplexity pooled over windows); ``stat``
+    receives the resampled unit indices (an int array, repeats included)."""
+    return bootstrap_ci(np.arange(n, dtype=float), stat=lambda x: stat(x.astype(int)), n_boot=n_boot, seed=seed,
+                        confidence=confidence)
+
+
+def jackknife_ci(full: float, leave_one_out: ArrayLike, confidence: float = 0.95, unit: str = "groups") -> Estimate:
+    """A statistic with a delete-one-group jackknife interval ``value ± t_{K-1} SE_jack``,
+    ``SE_jack^2 = (K-1)/K sum_k (theta_(k) - mean theta_(.))^2``, from its ``K`` leave-one-out values."""
+    from scipy import stats
+
+    loo = np.asarray(leave_one_out, dtype=float)
+    k = loo.size
+    method = f"delete-one jackknife over {k} {unit}, Student-t"
+    if k < 2:
+        return Estimate(float(full), float("nan"), float("nan"), k, method, confidence)
+    se = math.sqrt((k - 1) / k * float(np.sum((loo - loo.mean()) ** 2)))
+    h = se * float(stats.t.ppf((1 + confidence) / 2, k - 1))
+    return Estimate(float(full), full - h, full + h, k, method, confidence)
 
 
 # ------------------------------------------------------------------ AUROC

@@ -30,20 +30,17 @@ paper's MH chain needs until its C2ST against the reference is no longer shown w
 seconds (a lower bound when the chain never gets there).
 
 A claim of several parts holds when every part holds, is contradicted when any part is (as in
-:func:`paperlab.core.runs.combine`). Parts carry their own acceptance range here (the core's
-:func:`~paperlab.core.runs.claim` takes one test for all parts): :func:`claim_of_parts` is a
-candidate for ``paperlab.core.runs``.
+:func:`paperlab.core.runs.combine`). Parts carry their own acceptance range here
+(:func:`paperlab.core.runs.claim_of_parts`).
 """
 
 from __future__ import annotations
 
-import math
 from dataclasses import replace
-from typing import Any
 
 import numpy as np
 
-from paperlab.core.runs import Claim, combine, to_jsonable
+from paperlab.core.runs import Claim, claim_of_parts
 from paperlab.core.stats import Estimate
 
 #: C2ST accuracy must lie within 0.5 +- this (Bayes accuracy 0.6 <-> total variation 0.2)
@@ -62,36 +59,6 @@ SBC_ALPHA = 0.05
 
 def _nan(n: int, method: str) -> Estimate:
     return Estimate(float("nan"), float("nan"), float("nan"), n, method)
-
-
-def decide_range(est: Estimate, lo: float, hi: float) -> str:
-    """*holds* when the interval lies inside ``[lo, hi]``, *contradicted* when wholly outside."""
-    if not (math.isfinite(est.lo) and math.isfinite(est.hi)):
-        return "inconclusive"
-    if lo <= est.lo and est.hi <= hi:
-        return "holds"
-    return "contradicted" if est.hi < lo or est.lo > hi else "inconclusive"
-
-
-def claim_of_parts(id: str, statement: str, parts: dict[str, tuple[Estimate, tuple[float, float] | str]],
-                   **values: Any) -> Claim:
-    """A claim made of parts with their own acceptance ranges.
-
-    ``parts[name] = (estimate, (lo, hi))``: that part holds when the estimate's interval lies in
-    ``[lo, hi]`` (:func:`decide_range`); or ``(estimate, verdict)`` for a part decided upstream.
-    """
-    if not parts:
-        raise ValueError(f"claim {id!r} has no evidence")
-    evidence, verdicts = {}, []
-    for name, (est, test) in parts.items():
-        v = test if isinstance(test, str) else decide_range(est, *test)
-        verdicts.append(v)
-        evidence[name] = est.as_dict() | {"verdict": v} | ({} if isinstance(test, str) else {"accept": list(test)})
-    verdict = combine(verdicts)
-    failing = [k for k, e in evidence.items() if e["verdict"] != "holds"]
-    return Claim(id=id, statement=statement, holds=verdict == "holds", verdict=verdict,
-                 values=to_jsonable({"evidence": evidence, "test": {"expect": "every part inside its accepted range"},
-                                     "parts": len(parts), "parts_not_holding": failing} | values))
 
 
 # ---------------------------------------------------------------------------------------------

@@ -10,12 +10,11 @@ differences: paired percentile bootstrap over the sliding windows of WikiText-2 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
 
 import numpy as np
 
-from paperlab.core.runs import Claim, claim, combine, decide, markdown_table, to_jsonable
-from paperlab.core.stats import Estimate, bootstrap_ci, paired_bootstrap_diff
+from paperlab.core.runs import Claim, claim, claim_of_parts, markdown_table
+from paperlab.core.stats import Estimate, index_bootstrap, jackknife_ci, paired_bootstrap_diff
 
 LABELS = {"fp": "full precision", "base": "base (coarse groups, fewer bits)", "base_eq": "base, equal bits (fine groups)",
           "magnitude": "+ magnitude-selected sparse", "fisher": "+ Fisher (grad²)-selected sparse",
@@ -24,48 +23,13 @@ ALTERNATIVES = ("base_eq", "magnitude", "fisher")
 RANK_LABELS = {"abs": "|dF_i|", "signed": "signed dF_i", "grad_dw": "path-mean |grad| x |dw|"}
 
 
+FOLDS = "folds of calibration sequences"
+
+
 def label(cfg, method: str) -> str:
     if method == "requant_ablation":
         return f"(ablation) ReQuant ranked by {RANK_LABELS[cfg.ablation_rank_key]}"
     return LABELS[method] + (f", ranked by {RANK_LABELS[cfg.rank_key]}" if method == "requant" else "")
-
-
-# ----------------------------------------------------------------------------------------------
-# Interval helpers (general; candidates for paperlab.core.stats)
-
-
-def index_bootstrap(n: int, stat: Callable[[np.ndarray], float], n_boot: int, seed: int) -> Estimate:
-    """``stat(indices)`` with a percentile-bootstrap interval over ``n`` paired units: any statistic of
-    several arrays measured on the same units (a ratio of means, a perplexity difference)."""
-    return bootstrap_ci(np.arange(n, dtype=float), stat=lambda x: stat(x.astype(int)), n_boot=n_boot, seed=seed)
-
-
-def jackknife_estimate(full: float, leave_one_out: np.ndarray, confidence: float = 0.95) -> Estimate:
-    """A statistic with a delete-one-group jackknife interval ``value ± t_{K-1} SE_jack``,
-    ``SE_jack^2 = (K-1)/K sum_k (theta_(k) - mean theta_(.))^2``."""
-    from scipy import stats
-
-    loo = np.asarray(leave_one_out, dtype=float)
-    k = loo.size
-    method = f"delete-one-fold jackknife over {k} folds of calibration sequences, Student-t"
-    if k < 2:
-        return Estimate(full, float("nan"), float("nan"), k, method, confidence)
-    se = math.sqrt((k - 1) / k * float(np.sum((loo - loo.mean()) ** 2)))
-    h = se * float(stats.t.ppf((1 + confidence) / 2, k - 1))
-    return Estimate(full, full - h, full + h, k, method, confidence)
-
-
-def tested_claim(id: str, statement: str, parts: dict[str, tuple[Estimate, str, float, float | None]],
-                 **values) -> Claim:
-    """A claim whose parts are decided by different tests (``(estimate, expect, null, margin)`` each), all of
-    which must hold (:func:`paperlab.core.runs.claim` uses one test for every part)."""
-    verdicts = {k: decide(e, ex, nu, mg) for k, (e, ex, nu, mg) in parts.items()}
-    evidence = {k: e.as_dict() | {"verdict": verdicts[k], "test": {"expect": ex, "null": nu}
-                                  | ({"margin": mg} if mg is not None else {})}
-                for k, (e, ex, nu, mg) in parts.items()}
-    verdict = combine(verdicts.values())
-    return Claim(id=id, statement=statement, holds=verdict == "holds", verdict=verdict,
-                 values=to_jsonable({"evidence": evidence, "test": {"expect": "per part (see evidence)"}} | values))
 
 
 def _ppl(nll: np.ndarray, tok: np.ndarray, idx: np.ndarray) -> float:
@@ -125,11 +89,11 @@ def make_claims(cfg, results: dict) -> list[Claim]:
         e_hi = index_bootstrap(n, lambda i, hi=hi, act=act: _rel_err(hi, act, i), nb, seed)
         e_shrink = index_bootstrap(n, lambda i, hi=hi, lo=lo, act=act: abs(_rel_err(lo, act, i))
                                    - abs(_rel_err(hi, act, i)), nb, seed)
-        tparts[f"{key}: relative error of PQI at N={n_hi}"] = (e_hi, "within", 0.0, cfg.converge_margin)
-        tparts[f"{key}: |error| at N={n_lo} minus at N={n_hi}"] = (e_shrink, "greater", 0.0, None)
+        tparts[f"{key}: relative error of PQI at N={n_hi}"] = (e_hi, {"expect": "within", "margin": cfg.converge_margin})
+        tparts[f"{key}: |error| at N={n_lo} minus at N={n_hi}"] = (e_shrink, {"expect": "greater"})
         vals[f"{key}_relative_error_by_N"] = {n_: float(np.mean(s["estimates"][f"{rule}/{n_}"]) / act.mean() - 1)
                                               for n_ in cfg.convergence_points}
-    claims.append(tested_claim(
+    claims.append(claim_of_parts(
         "pqi_converges",
         f"PQI ({rule} rectangle rule) is within {cfg.converge_margin:.0%} of the measured loss change at N={n_hi}, "
         f"and its error shrinks from N={n_lo} (paper, Table 3: 0.1042, 0.1032, 0.1028, 0.1026 for N=4..32 vs 0.1024)",
@@ -142,7 +106,7 @@ def make_claims(cfg, results: dict) -> list[Claim]:
     for key, r in models.items():
         c = r["sensitivity"]["concentration"]
         loo = np.asarray(c["jackknife_abs"])[:, j]
-        parts[f"{key}: share of sum |dF_i| in the top {cfg.claim_fraction:.1%}"] = jackknife_estimate(c["abs"][j], loo)
+        parts[f"{key}: share of sum |dF_i| in the top {cfg.claim_fraction:.1%}"] = jackknife_ci(c["abs"][j], loo, unit=FOLDS)
         vals[f"{key}_abs_shares"] = dict(zip([f"{f:.2%}" for f in c["fractions"]], c["abs"], strict=True))
         vals[f"{key}_signed_shares"] = dict(zip([f"{f:.2%}" for f in c["fractions"]], c["signed"], strict=True))
         vals[f"{key}_negative_share"] = c["negative_share"]
@@ -254,8 +218,8 @@ def _concentration(cfg, key: str, r: dict) -> str:
     c = r["sensitivity"]["concentration"]
     rows = []
     for j, f in enumerate(c["fractions"]):
-        e = jackknife_estimate(c["signed"][j], np.asarray(c["jackknife_signed"])[:, j])
-        ea = jackknife_estimate(c["abs"][j], np.asarray(c["jackknife_abs"])[:, j])
+        e = jackknife_ci(c["signed"][j], np.asarray(c["jackknife_signed"])[:, j], unit=FOLDS)
+        ea = jackknife_ci(c["abs"][j], np.asarray(c["jackknife_abs"])[:, j], unit=FOLDS)
         rows.append([f"{f:.2%}", f"{e.value:.2%} [{e.lo:.2%}, {e.hi:.2%}]", f"{ea.value:.2%} [{ea.lo:.2%}, {ea.hi:.2%}]"])
     return (f"## {key}: concentration of PQI\n\n"
             f"Share of the total PQI held by the top weights. {c['negative_share']:.1%} of the weights have dF_i < 0 "
