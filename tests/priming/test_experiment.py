@@ -31,7 +31,8 @@ def test_tiny_run_writes_report_claims_and_plots(tiny_run):
                        "similar/simultaneous/L2>L2@40"}
     assert all(e["n"] == 2 * TINY["n_items"] for e in ev.values())
     ev = claims["crosslingual_priming_emerges"]["values"]["evidence"]
-    assert set(ev) == {"similar/sequential", "similar/simultaneous"} and all(e["n"] == 4 * 6 for e in ev.values())
+    assert set(ev) == {f"similar/{r}/{d}" for r in ("sequential", "simultaneous") for d in ("L1>L2", "L2>L1")}
+    assert all(e["n"] == 2 * 6 for e in ev.values())
     steps = res["results"]["steps"]
     assert steps == [10, 20, 22, 30, 40] and res["results"]["onset"] == 20
     rows = res["results"]["rows"]
@@ -123,7 +124,8 @@ def test_item_effects_average_seeds_and_claims_use_them():
     ev = claims["within_language_priming"].values["evidence"]
     assert ev["similar/simultaneous/L1>L1@40"]["value"] == pytest.approx(0.35)
     cross = claims["crosslingual_priming_emerges"].values
-    assert cross["evidence"]["similar/simultaneous"]["value"] == pytest.approx(0.2)
+    assert cross["evidence"]["similar/simultaneous/L1>L2"]["value"] == pytest.approx(0.2)
+    assert cross["evidence"]["similar/simultaneous/L2>L1/seed 1"]["value"] == pytest.approx(0.3)
     assert cross["final_minus_onset_per_seed"]["similar/simultaneous"] == pytest.approx({"0": 0.1, "1": 0.3})
 
 

@@ -53,7 +53,7 @@ def test_tiny_run_writes_report_claims_and_resumes(tmp_path, tiny_chat_dir):
 
 def test_quick_config_fits_and_bad_settings_are_one_line_errors(tmp_path, capsys):
     q = default_config(True)
-    assert q.ppl_sets == ["deen_sft"] and q.n_train <= q.max_items
+    assert q.ppl_sets == ["deen_sft"] and q.max_items is None and q.n_train <= 500  # all 500 references scored
     for bad in ({"ppl_sets": ["xx"]}, {"n_train": 500, "max_items": 100}, {"ppl_model": "openai:http://x/v1#m"},
                 {"ppl_sets": ["enzh_sft"]}, {"arms": ["raw", "raw"]}):
         with pytest.raises(UserError, match="bad setting"):

@@ -1,5 +1,5 @@
 """Verifiable problems: generated multi-digit arithmetic (where a code interpreter clearly helps) and the
-packaged math sets (GSM8K, MATH-500, AMC23, AIME24; ``paperlab/data/start/SOURCE.md``), and user JSONL."""
+packaged math sets (GSM8K, MATH-500, AMC23, AIME24; ``paperlab/data/math/SOURCE.md``), and user JSONL."""
 
 from __future__ import annotations
 
@@ -55,7 +55,7 @@ def load_set(name: str, n: int | None = None, offset: int = 0, seed: int = 0) ->
              "aime24": "aime24_test.jsonl"}
     if name not in files:
         raise UserError(f"unknown problem set {name!r}", f"use one of: {', '.join(SETS)}")
-    rows = read_jsonl(data_path("start", files[name]))
+    rows = read_jsonl(data_path("math", files[name]))
     out = []
     for i, r in enumerate(rows):
         if name == "gsm8k":

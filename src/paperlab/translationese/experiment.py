@@ -106,11 +106,11 @@ class TranslationeseConfig(BaseModel):
 
     @classmethod
     def quick(cls, **overrides) -> TranslationeseConfig:
-        """The 500 de-en SFT references' first 128 scored (English: the side SmolLM2 scores sensibly); LoRA on the
-        last 8 blocks, 32 pairs (references <= 200 characters), 8 steps of 4, per arm (raw, filtered, polished);
-        24 held-out sentences per arm."""
-        base = dict(ppl_sets=["deen_sft"], max_items=128, arms=["raw", "filtered", "polished"], n_train=32,
-                    max_ref_chars=200, steps=8, batch_size=4, n_eval=24, max_new_tokens=40, n_boot=1000, max_len=160,
+        """All 500 annotated de-en SFT references scored (English: the side SmolLM2 scores sensibly); LoRA on the
+        last 8 blocks, 96 pairs (references <= 200 characters), 24 steps of 4, per arm (raw, filtered, polished);
+        48 held-out sentences per arm."""
+        base = dict(ppl_sets=["deen_sft"], max_items=None, arms=["raw", "filtered", "polished"], n_train=96,
+                    max_ref_chars=200, steps=24, batch_size=4, n_eval=48, max_new_tokens=40, n_boot=1000, max_len=160,
                     lora_layers=8, polish_max_tokens=56)
         base.update(overrides)
         return cls(**base)
