@@ -58,7 +58,7 @@ def test_quick_config_fits_and_bad_settings_are_one_line_errors(tmp_path, capsys
                 {"ppl_sets": ["enzh_sft"]}, {"arms": ["raw", "raw"]}):
         with pytest.raises(UserError, match="bad setting"):
             default_config(True, **bad)
-    for args, message in ((["--ppl-sets", "deen_sft,xx"], "unknown"), (["--n-train", "500"], "n_train"),
+    for args, message in ((["--ppl-sets", "deen_sft,xx"], "unknown"), (["--n-train", "500", "--max-items", "100"], "n_train"),
                           (["--ppl-model", "openai:http://x/v1#m"], "log-probabilities"),
                           (["--filter-drop", "1.5"], "--filter-drop")):
         out = tmp_path / "never"
