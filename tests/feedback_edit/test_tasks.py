@@ -10,7 +10,16 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from paperlab.core.errors import UserError
-from paperlab.feedback_edit.tasks import arithmetic, final_answer, gsm8k, read_prompts, reward
+from paperlab.feedback_edit.tasks import (
+    TASKS,
+    arithmetic,
+    final_answer,
+    gsm8k,
+    load_task,
+    onestep,
+    read_prompts,
+    reward,
+)
 
 
 @given(st.integers(-10**9, 10**9), st.text(alphabet="abc .,!?", max_size=30))
@@ -45,6 +54,22 @@ def test_arithmetic_is_seeded_and_its_references_are_right():
         assert p.answer == str(expected)
 
 
+def test_onestep_is_seeded_and_its_references_are_right():
+    a = onestep(12, seed=1)
+    assert a == onestep(12, seed=1) and onestep(12, seed=2) != a
+    assert len({p.uid for p in a}) == 12
+    for p in a:
+        x, y = map(int, re.findall(r"\d+", p.prompt.split("\n")[0]))
+        assert p.answer == str(x * y if "in each box" in p.prompt else x + y)
+    assert {("in each box" in p.prompt) for p in a} == {True, False}
+
+
+def test_every_task_loads_with_references():
+    for t in TASKS:
+        ps = load_task(t, 4)
+        assert len(ps) == 4 and all(p.answer is not None for p in ps)
+
+
 def test_gsm8k_references_are_the_numbers_after_hashes():
     ps = gsm8k(3)
     assert [p.answer for p in ps] == ["18", "3", "70000"]
@@ -75,3 +100,9 @@ def test_read_prompts_accepts_prompt_question_instruction(tmp_path):
 def test_read_prompts_rejects_bad_rows(tmp_path, rows, word):
     with pytest.raises(UserError, match=word):
         read_prompts(_write(tmp_path, rows))
+
+
+def test_cli_task_list_mirrors_the_tasks_module():
+    from paperlab.feedback_edit import cli
+
+    assert cli.TASKS == TASKS

@@ -19,8 +19,8 @@ Arena Hard (Llama-3.3-Nemotron-Super-49B 88.3 -> 93.4), beyond what best-of-N bu
 
 **Offline here.** Every role is a backend spec (the same small LM may play all four); the selector
 ``R`` is an LM judge, ``log P(Yes) - log P(No)`` of its answer to "Is the proposed response correct
-and helpful?". The claims are measured where the reward is exact (:mod:`.tasks`: generated two-step
-arithmetic, GSM8K): the *reported* reward is correctness of the selected answer's final number.
+and helpful?". The claims are measured where the reward is exact (:mod:`.tasks`: generated one-step
+and two-step arithmetic, GSM8K): the *reported* reward is correctness of the selected answer's final number.
 
 Claims (``paperlab feedback_edit run``): ``feedback_edit_scales`` (reward at the largest minus the
 smallest (N, M, K)), ``beats_best_of_n_equal_calls`` (Feedback-Edit minus best-of-N' at the same

@@ -27,7 +27,7 @@ from paperlab.core.errors import UserError
 
 app = system_app("feedback_edit", "Feedback-Edit (2503.04378): inference-time scaling with feedback and edit models.")
 
-TASKS = ("arithmetic", "gsm8k")  # = paperlab.feedback_edit.tasks.TASKS (kept here: cli stays cheap to import)
+TASKS = ("onestep", "arithmetic", "gsm8k")  # = paperlab.feedback_edit.tasks.TASKS (kept here: cli stays cheap to import)
 ROLE_HELP = "Model spec: default | hf:<path> | gguf:<file> | openai:<base_url>#<model>."
 
 
@@ -48,7 +48,7 @@ def run(
     quick: Quick = False,
     out: Out = None,
     overwrite: Overwrite = False,
-    task: Annotated[str | None, typer.Option("--task", help="arithmetic (generated two-step problems) | gsm8k.")]
+    task: Annotated[str | None, typer.Option("--task", help="onestep (default: generated one-step problems) | arithmetic (two-step) | gsm8k.")]
     = None,
     problems: Annotated[int | None, typer.Option("--problems", min=2, help="Problems (quick 5, default 40).")]
     = None,

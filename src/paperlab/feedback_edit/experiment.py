@@ -38,7 +38,7 @@ PAPER = ("Dedicated Feedback and Edit Models Empower Inference-Time Scaling for 
 class FeedbackEditConfig(BaseModel):
     """Configuration of ``paperlab feedback_edit run`` (saved with every run)."""
 
-    task: str = Field("arithmetic", description=f"one of {TASKS}")
+    task: str = Field("onestep", description=f"one of {TASKS}")
     problems: int = Field(40, ge=2)
     n_grid: list[int] = Field(default_factory=lambda: [1, 2, 4], description="N: initial responses")
     m_grid: list[int] = Field(default_factory=lambda: [1, 2], description="M: feedbacks per response")
@@ -83,14 +83,14 @@ class FeedbackEditConfig(BaseModel):
 
     @classmethod
     def quick(cls, **kw) -> FeedbackEditConfig:
-        """Sized for ~5-6 minutes alone on 2 cores with llama.cpp: 5 problems, N, M, K in {1, 2}, short answers.
+        """Sized for ~5-6 minutes alone on 2 cores with llama.cpp: 10 problems, N, M, K in {1, 2}, short answers.
 
         Per problem the largest setting (2, 2, 2) and best-of-14 cost 14 + 4 + 8 = 26 generation calls
         and 8 + 14 = 22 selector calls (each a ~200-token prompt evaluation): prompt evaluation, not
         generation, dominates, which is why there are few problems (measured: ~250 CPU-seconds per
         problem with one llama.cpp thread on a loaded machine)."""
-        base = dict(problems=5, n_grid=[1, 2], m_grid=[1, 2], k_grid=[1, 2], max_tokens_generator=48,
-                    max_tokens_feedback=40, max_tokens_editor=48, chunk=4)
+        base = dict(problems=10, n_grid=[1, 2], m_grid=[1, 2], k_grid=[1, 2], max_tokens_generator=48,
+                    max_tokens_feedback=40, max_tokens_editor=48, chunk=5)
         return cls(**{**base, **kw})
 
     def sampling(self) -> fe.Sampling:
@@ -239,7 +239,7 @@ def reproduce(quick: bool = False, out: Path | str | None = None, overwrite: boo
     cfg = default_config(quick, **overrides)
     problems = load_problems(cfg)
     if not any(p.answer is not None for p in problems):
-        raise UserError("the task has no reference answers", "use --task arithmetic or gsm8k")
+        raise UserError("the task has no reference answers", "use --task onestep, arithmetic or gsm8k")
     run = Run(SYSTEM, out=out, config=cfg, overwrite=overwrite)
     roles = load_roles({r: getattr(cfg, r) for r in fe.ROLES}, run.path("requests.sqlite"))
     trees = sample_trees(run, roles, problems, cfg)

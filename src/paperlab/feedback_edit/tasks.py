@@ -6,9 +6,12 @@ numeric answer; the *reported* reward is exact correctness of the selected answe
 while the *selector* is an LM judge that never sees the reference (:mod:`.pipeline`).
 
 - ``gsm8k``: GSM8K test problems (packaged with the other math sets; ``paperlab/data/math/SOURCE.md``).
+- ``onestep`` (default): one-step word problems generated from a seed (half ``a + b``, half ``a * b``,
+  single digits). SmolLM2-135M-Instruct solves about a third of them (measured 2026-12-02: 4/12 of
+  each kind at temperature 0.7), so selection and editing have room to move the reward both ways;
+  it solves almost no GSM8K problem and no two-step problem, where every setting scores 0.
 - ``arithmetic``: two-step word problems generated from a seed (``a - b + c`` and ``a * b - c`` with
-  small numbers): within reach of a 135M-parameter model, which solves almost no GSM8K problem, so the
-  reward is not zero everywhere.
+  small numbers), for models a step larger.
 
 The final answer of a response is the number after its last "answer is", else its last number.
 """
@@ -24,7 +27,7 @@ from paperlab.core.data import data_path, read_jsonl
 from paperlab.core.errors import UserError
 from paperlab.feedback_edit.prompts import MATH_SUFFIX
 
-TASKS = ("arithmetic", "gsm8k")
+TASKS = ("onestep", "arithmetic", "gsm8k")
 
 
 @dataclass(frozen=True)
@@ -96,7 +99,24 @@ def arithmetic(n: int, seed: int = 0) -> list[Problem]:
     return out
 
 
+def onestep(n: int, seed: int = 0) -> list[Problem]:
+    """``n`` one-step word problems drawn from ``seed`` (half ``a + b``, half ``a * b``, digits 2-9)."""
+    rng = random.Random(f"onestep/{seed}")
+    out = []
+    for i in range(n):
+        name, item = rng.choice(_NAMES), rng.choice(_ITEMS)
+        a, b = rng.randint(2, 9), rng.randint(2, 9)
+        if i % 2 == 0:
+            text, ans = f"{name} has {a} {item} and gets {b} more {item}. How many {item} does {name} have now?", a + b
+        else:
+            text, ans = f"{name} buys {a} boxes with {b} {item} in each box. How many {item} does {name} have?", a * b
+        out.append(Problem(f"onestep-{seed}-{i}", text + MATH_SUFFIX, str(ans)))
+    return out
+
+
 def load_task(task: str, n: int, seed: int = 0) -> list[Problem]:
+    if task == "onestep":
+        return onestep(n, seed)
     if task == "gsm8k":
         return gsm8k(n)
     if task == "arithmetic":
