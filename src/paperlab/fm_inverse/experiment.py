@@ -176,14 +176,10 @@ def reproduce(quick: bool = False, out: Path | None = None, problem: str = "seir
     cfg = apply_overrides(default_config(problem, quick), overrides)
     if cfg.problem != problem:
         cfg = apply_overrides(default_config(cfg.problem, quick), overrides)
-    import torch
+    from paperlab.core.threads import torch_threads
 
-    before = torch.get_num_threads()
-    torch.set_num_threads(max(1, min(cfg.threads, os.cpu_count() or 1)))
-    try:
+    with torch_threads(cfg.threads):
         return _run_seir(cfg, out) if cfg.problem == "seir" else _run_darcy(cfg, out)
-    finally:
-        torch.set_num_threads(before)
 
 
 def _compute_section(c: dict, resumed: bool = False) -> str:

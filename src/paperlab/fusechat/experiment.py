@@ -343,14 +343,10 @@ def evaluate(cfg: FuseChatConfig, run: Run, models: dict, problems: list[Problem
 
 def run_experiment(cfg: FuseChatConfig, out: Path | None = None) -> Path:
     """Every step of the module doc, then claims and report (torch threads restored after)."""
-    import torch
+    from paperlab.core.threads import torch_threads
 
-    previous = torch.get_num_threads()
-    torch.set_num_threads(cfg.threads)
-    try:
+    with torch_threads(cfg.threads):
         return _run(cfg, out)
-    finally:
-        torch.set_num_threads(previous)
 
 
 def _run(cfg: FuseChatConfig, out: Path | None) -> Path:

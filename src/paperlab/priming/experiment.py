@@ -365,14 +365,10 @@ def loss_curves(cfg: PrimingConfig, records: list[dict], steps: list[int]) -> di
 
 def run_experiment(cfg: PrimingConfig, out: Path | None = None) -> Path:
     """Every step of the module doc for each pair and seed, then claims and report."""
-    import torch
+    from paperlab.core.threads import torch_threads
 
-    previous = torch.get_num_threads()
-    torch.set_num_threads(cfg.threads)
-    try:
+    with torch_threads(cfg.threads):
         return _run_experiment(cfg, out)
-    finally:
-        torch.set_num_threads(previous)
 
 
 def _run_experiment(cfg: PrimingConfig, out: Path | None) -> Path:

@@ -520,14 +520,10 @@ def _bar():
 
 def run_experiment(cfg: ReQuantRunConfig, out: Path | None = None) -> Path:
     """Every step of the module doc for each model, then claims and report (torch threads restored after)."""
-    import torch
+    from paperlab.core.threads import torch_threads
 
-    previous_threads = torch.get_num_threads()
-    torch.set_num_threads(cfg.threads)
-    try:
+    with torch_threads(cfg.threads):
         return _run_experiment(cfg, out)
-    finally:
-        torch.set_num_threads(previous_threads)
 
 
 def _run_experiment(cfg: ReQuantRunConfig, out: Path | None) -> Path:

@@ -454,14 +454,10 @@ def measure_outputs(cfg: TranslationeseConfig, run: Run, arm: str, hyps: list[st
 
 
 def run_experiment(cfg: TranslationeseConfig, out: Path | None = None) -> Path:
-    import torch
+    from paperlab.core.threads import torch_threads
 
-    previous = torch.get_num_threads()
-    torch.set_num_threads(cfg.threads)
-    try:
+    with torch_threads(cfg.threads):
         return _run(cfg, out)
-    finally:
-        torch.set_num_threads(previous)
 
 
 def _run(cfg: TranslationeseConfig, out: Path | None) -> Path:
