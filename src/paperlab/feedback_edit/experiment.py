@@ -21,6 +21,7 @@ from __future__ import annotations
 import itertools
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 from pydantic import BaseModel, Field, field_validator, model_validator
@@ -38,7 +39,7 @@ PAPER = ("Dedicated Feedback and Edit Models Empower Inference-Time Scaling for 
 class FeedbackEditConfig(BaseModel):
     """Configuration of ``paperlab feedback_edit run`` (saved with every run)."""
 
-    task: str = Field("onestep", description=f"one of {TASKS}")
+    task: Literal[TASKS] = Field("onestep", description=f"one of {TASKS}")
     problems: int = Field(40, ge=2)
     n_grid: list[int] = Field(default_factory=lambda: [1, 2, 4], description="N: initial responses")
     m_grid: list[int] = Field(default_factory=lambda: [1, 2], description="M: feedbacks per response")
@@ -55,13 +56,6 @@ class FeedbackEditConfig(BaseModel):
     keep: int | None = Field(None, ge=1, description="edit only the top-`keep` feedbacks by criticism count")
     seed: int = 0
     chunk: int = Field(6, ge=1, description="prompts per batched stage (and per resume unit)")
-
-    @field_validator("task")
-    @classmethod
-    def _task(cls, v: str) -> str:
-        if v not in TASKS:
-            raise ValueError(f"unknown task {v!r}; use one of {', '.join(TASKS)}")
-        return v
 
     @field_validator("n_grid", "m_grid", "k_grid")
     @classmethod

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 from pydantic import BaseModel, Field, field_validator, model_validator
@@ -101,7 +101,7 @@ class TrainConfig(BaseModel):
 class FuseChatConfig(BaseModel):
     """Configuration of ``paperlab fusechat run`` (saved with every run)."""
 
-    task: str = Field("arithmetic", description="arithmetic (generated) | gsm8k (packaged test subset)")
+    task: Literal[TASKS] = Field("arithmetic", description="arithmetic (generated) | gsm8k (packaged test subset)")
     max_operand: int = Field(9, ge=2, description="arithmetic operands in 1..max_operand")
     train_prompts: int = Field(60, ge=4, description="construction prompts (split SFT : DPO = sft_share)")
     eval_prompts: int = Field(60, ge=4, description="held-out prompts")
@@ -114,25 +114,11 @@ class FuseChatConfig(BaseModel):
     sft: TrainConfig = Field(default_factory=lambda: TrainConfig(steps=30, lr=2e-4))
     dpo: TrainConfig = Field(default_factory=lambda: TrainConfig(steps=30, lr=5e-5))
     beta: float = Field(10.0, gt=0, description="paper: 10 with length normalisation (Llama targets)")
-    loss_type: str = Field("sigmoid_norm", description="trl loss: sigmoid_norm (the paper's LN-DPO) | sigmoid")
+    loss_type: Literal["sigmoid_norm", "sigmoid"] = Field("sigmoid_norm", description="trl loss: sigmoid_norm (the paper's LN-DPO) | sigmoid")
     eval_max_tokens: int = Field(48, ge=4)
     seed: int = 0
     n_boot: int = Field(2000, ge=100)
     threads: int = Field(2, ge=1)
-
-    @field_validator("task")
-    @classmethod
-    def _task(cls, v: str) -> str:
-        if v not in TASKS:
-            raise ValueError(f"task must be one of {', '.join(TASKS)}")
-        return v
-
-    @field_validator("loss_type")
-    @classmethod
-    def _loss(cls, v: str) -> str:
-        if v not in ("sigmoid_norm", "sigmoid"):
-            raise ValueError("loss_type must be sigmoid_norm or sigmoid")
-        return v
 
     @field_validator("student")
     @classmethod

@@ -21,7 +21,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, Field, field_validator, model_validator
 
@@ -36,9 +36,9 @@ class StartConfig(BaseModel):
     """Configuration of ``paperlab start run`` (saved with every run)."""
 
     model: str = Field("default", description="model spec (default, gguf:, hf:, openai:)")
-    problem_set: str = Field("arith", description=f"one of {', '.join(SETS)}")
+    problem_set: Literal[SETS] = Field("arith", description=f"one of {', '.join(SETS)}")
     n_problems: int = Field(60, ge=2)
-    instruction: str = Field("plain", description="plain: 'reason step by step' (tools must come from hints); "
+    instruction: Literal["plain", "tool"] = Field("plain", description="plain: 'reason step by step' (tools must come from hints); "
                              "tool: CoRT's 'integrate python programs' instruction")
     conditions: list[str] = Field(default_factory=lambda: list(CONDITIONS))
     inline_hints: int = Field(1, ge=0, description="hints at terminators inside the response")
@@ -65,20 +65,6 @@ class StartConfig(BaseModel):
     lora_lr: float = Field(2e-4, gt=0)
     seed: int = 0
     n_boot: int = Field(2000, ge=100)
-
-    @field_validator("problem_set")
-    @classmethod
-    def _set(cls, v: str) -> str:
-        if v not in SETS:
-            raise ValueError(f"problem_set must be one of {', '.join(SETS)}")
-        return v
-
-    @field_validator("instruction")
-    @classmethod
-    def _instr(cls, v: str) -> str:
-        if v not in ("plain", "tool"):
-            raise ValueError("instruction must be plain or tool")
-        return v
 
     @field_validator("conditions")
     @classmethod
