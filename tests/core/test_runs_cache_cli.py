@@ -83,6 +83,14 @@ def test_good_specs_parse():
     assert parse_spec("default").default
 
 
+def test_default_hf_is_the_default_weights_through_transformers():
+    from paperlab.core.models import default_gguf_path, dequantised_folder
+
+    ms = parse_spec("default-hf")
+    assert (ms.kind, ms.default, str(ms)) == ("hf", True, "default-hf")
+    assert ms.target == str(dequantised_folder(default_gguf_path())) and str(parse_spec("default")) == "default"
+
+
 def test_generation_params_validate():
     with pytest.raises(UserError):
         GenerationParams(temperature=-1)

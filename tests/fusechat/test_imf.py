@@ -212,9 +212,9 @@ def test_packaged_gsm8k_problems_have_numeric_gold_answers():
 
 
 def test_source_specs():
-    from paperlab.fusechat.imf import check_spec, resolve_spec
+    from paperlab.fusechat.experiment import SourceConfig
 
-    assert check_spec("default-hf") == "default-hf" and check_spec("default") == "default"
-    assert resolve_spec("hf:/x") == "hf:/x"
+    for spec in ("default-hf", "default"):
+        assert SourceConfig(name="s", spec=spec).spec == spec
     with pytest.raises(UserError):
-        check_spec("nonsense")
+        SourceConfig(name="s", spec="nonsense")

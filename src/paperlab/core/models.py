@@ -71,7 +71,7 @@ from paperlab.core.errors import UserError
 
 Message = dict[str, str]  # {"role": "system"|"user"|"assistant", "content": "..."}
 
-SPEC_HELP = "use default | hf:<path> | gguf:<file> | openai:<base_url>#<model>"
+SPEC_HELP = "use default | default-hf | hf:<path> | gguf:<file> | openai:<base_url>#<model>"
 MAX_TOP_LOGPROBS = 20
 
 
@@ -200,7 +200,7 @@ class ModelSpec:
 
     def __str__(self) -> str:
         if self.default:
-            return "default"
+            return "default" if self.kind == "gguf" else "default-hf"
         return f"{self.kind}:{self.target}" + (f"#{self.model}" if self.model else "")
 
 
@@ -221,6 +221,8 @@ def parse_spec(spec: str) -> ModelSpec:
     spec = (spec or "").strip()
     if spec == "default":
         return ModelSpec("gguf", str(default_gguf_path()), default=True)
+    if spec == "default-hf":  # the same weights through transformers (dequantised once, see load_torch_model)
+        return ModelSpec("hf", str(dequantised_folder(default_gguf_path())), default=True)
     kind, sep, rest = spec.partition(":")
     if not sep or not rest:
         raise UserError(f"unknown model spec '{spec}'", SPEC_HELP)
@@ -855,9 +857,11 @@ def load_torch_model(spec: str = "default", device: str | None = None, dtype: st
     """The torch model and tokenizer for internals (hidden states, hooks, gradients).
 
     ``default`` dequantises the SmolLM2 GGUF into a float32 Llama (134.5M parameters, 30 layers,
-    hidden 576); ``hf:<path>`` loads any transformers checkpoint; ``gguf:<file>`` any GGUF
-    transformers can dequantise. OpenAI-compatible servers do not expose internals.
+    hidden 576), as does ``default-hf`` (the same model); ``hf:<path>`` loads any transformers checkpoint;
+    ``gguf:<file>`` any GGUF transformers can dequantise. OpenAI-compatible servers do not expose internals.
     """
+    if spec == "default-hf":  # one copy in memory for both names
+        return load_torch_model("default", device, dtype)
     ms = parse_spec(spec)
     if ms.kind == "openai":
         raise UserError("an OpenAI-compatible server does not expose hidden states or gradients",
@@ -870,8 +874,9 @@ def load_torch_model(spec: str = "default", device: str | None = None, dtype: st
     torch_dtype = getattr(torch, dtype)
     try:
         target = ms.target
-        if ms.kind == "gguf":
-            target = _gguf_as_transformers(str(Path(ms.target).parent), Path(ms.target).name)
+        if ms.kind == "gguf" or ms.default:  # default-hf: the default GGUF, converted on first use
+            gguf = Path(ms.target) if ms.kind == "gguf" else default_gguf_path()
+            target = _gguf_as_transformers(str(gguf.parent), gguf.name)
         tok = AutoTokenizer.from_pretrained(target)
         model = AutoModelForCausalLM.from_pretrained(target, dtype=torch_dtype)
     except OSError as e:

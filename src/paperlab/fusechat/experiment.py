@@ -60,9 +60,10 @@ class SourceConfig(BaseModel):
     @field_validator("spec")
     @classmethod
     def _spec(cls, v: str) -> str:
-        from paperlab.fusechat.imf import check_spec
+        from paperlab.core.models import parse_spec
 
-        return check_spec(v)
+        parse_spec(v)
+        return v
 
     def source(self) -> Source:
         d = self.model_dump()
@@ -131,9 +132,10 @@ class FuseChatConfig(BaseModel):
     @field_validator("judge")
     @classmethod
     def _judge(cls, v: str) -> str:
-        from paperlab.fusechat.imf import check_spec
+        from paperlab.core.models import parse_spec
 
-        return check_spec(v)
+        parse_spec(v)
+        return v
 
     @field_validator("window")
     @classmethod

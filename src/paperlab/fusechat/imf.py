@@ -109,31 +109,10 @@ class Pair:
 # ----------------------------------------------------------------------------------------------
 # Sampling and scoring
 
-#: the default LM's weights through transformers (batched generation) instead of llama.cpp (one request at a time)
+#: Sources and judge default to ``default-hf`` (core spec: the default LM's weights through transformers).
+#: Why: for many short answers, transformers' batched generation of the same weights measured about 5x faster
+#: than llama.cpp's one-request-at-a-time on this 2-core machine (10 few-shot prompts: 27 s vs. 141 s, loaded).
 DEFAULT_HF = "default-hf"
-
-
-def resolve_spec(spec: str) -> str:
-    """A core model spec for ``spec``; ``default-hf`` is the default SmolLM2 GGUF dequantised for transformers
-    (``hf:<folder>``). Why: for many short answers, transformers' batched generation of the same weights measured
-    about 5x faster than llama.cpp's one-request-at-a-time on this 2-core machine (10 few-shot prompts: 27 s vs.
-    141 s, loaded machine)."""
-    if spec != DEFAULT_HF:
-        return spec
-    from paperlab.core.models import default_gguf_path, dequantised_folder, load_torch_model
-
-    load_torch_model("default", device="cpu")  # converts the GGUF once (cached on disk)
-    return f"hf:{dequantised_folder(default_gguf_path())}"
-
-
-def check_spec(spec: str) -> str:
-    """Validate a source/judge spec (``default-hf`` or any core spec) without loading it."""
-    if spec == DEFAULT_HF:
-        return spec
-    from paperlab.core.models import parse_spec
-
-    parse_spec(spec)
-    return spec
 
 
 def sample_responses(problems: Sequence[Problem], sources: Sequence[Source], n_samples: int, seed: int = 0,
@@ -144,7 +123,7 @@ def sample_responses(problems: Sequence[Problem], sources: Sequence[Source], n_s
 
     out: list[Response] = []
     for src in sources:
-        lm = load_lm(resolve_spec(src.spec))
+        lm = load_lm(src.spec)
         for k in range(n_samples):  # one request per prompt with one set of parameters: a batch for transformers
             params = GenerationParams(temperature=src.temperature, top_p=src.top_p,
                                       repetition_penalty=src.repetition_penalty, max_tokens=src.max_tokens,
@@ -195,7 +174,7 @@ def judge_rewards(prompts: Sequence[str], responses: Sequence[str], judge: str =
     ``load_lm(judge)`` — any backend that returns log-probabilities, cached per request like generation."""
     from paperlab.core.models import GenerationParams, load_lm
 
-    lm = load_lm(resolve_spec(judge))
+    lm = load_lm(judge)
     params = GenerationParams(temperature=0.0, max_tokens=1, logprobs=True, top_logprobs=JUDGE_TOP)
     batch = [judge_messages(p, r) for p, r in zip(prompts, responses, strict=True)]
     out: list[float] = []
