@@ -53,12 +53,12 @@ def test_instfol_definition():
     assert math.isnan(instfol([-1], [2]))
 
 
-def test_rubric_prompts_are_the_official_scales():
+def test_rubric_prompts_have_the_official_scales():
     p = rubric_prompt(2, "claim {x} + instruction", "passage with {braces}")
-    assert "Given an instruction: claim {x} + instruction,\nand a corpus: passage with {braces}," in p
-    assert "Please give a score between 0 and 2." in p and p.endswith("JSON:\n")
-    assert '{\n    "score": 1,' in p
-    assert "between 0 and 1." in rubric_prompt(1, "i", "c") and "between 0 and 3." in rubric_prompt(3, "i", "c")
+    assert "Instruction: claim {x} + instruction\nPassage: passage with {braces}\n" in p
+    assert "Give a score from 0 to 2." in p and p.endswith("JSON:\n")
+    assert '{\n    "score": 1,' in p and content2json(p[p.index("{\n"):p.rindex("}") + 1])["score"] == 1
+    assert "from 0 to 1." in rubric_prompt(1, "i", "c") and "from 0 to 3." in rubric_prompt(3, "i", "c")
     params = judge_params()
     assert (params.temperature, params.top_p, params.max_tokens, params.top_logprobs) == (0.0, 0.7, 512, 10)
 

@@ -77,14 +77,14 @@ class FeedbackEditConfig(BaseModel):
 
     @classmethod
     def quick(cls, **kw) -> FeedbackEditConfig:
-        """Sized for ~5-6 minutes alone on 2 cores with llama.cpp: 10 problems, N, M, K in {1, 2}, short answers.
+        """Sized for ~6 minutes alone on 2 cores with llama.cpp: 8 problems, N and M in {1, 2}, K = 1, short
+        answers (K in {1, 2} is the default tier's).
 
-        Per problem the largest setting (2, 2, 2) and best-of-14 cost 14 + 4 + 8 = 26 generation calls
-        and 8 + 14 = 22 selector calls (each a ~200-token prompt evaluation): prompt evaluation, not
-        generation, dominates, which is why there are few problems (measured: ~250 CPU-seconds per
-        problem with one llama.cpp thread on a loaded machine)."""
-        base = dict(problems=10, n_grid=[1, 2], m_grid=[1, 2], k_grid=[1, 2], max_tokens_generator=48,
-                    max_tokens_feedback=40, max_tokens_editor=48, chunk=5)
+        Per problem the largest setting (2, 2, 1) and best-of-10 cost 10 + 4 + 4 = 18 generation calls and
+        4 + 10 = 14 selector calls. Measured alone on 2 cores (2026-12-02): with K in {1, 2} (48 requests a
+        problem) 10 problems took 11 min, ~1.4 s a request."""
+        base = dict(problems=8, n_grid=[1, 2], m_grid=[1, 2], k_grid=[1], max_tokens_generator=48,
+                    max_tokens_feedback=40, max_tokens_editor=48, chunk=4)
         return cls(**{**base, **kw})
 
     def sampling(self) -> fe.Sampling:

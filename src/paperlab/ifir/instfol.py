@@ -32,9 +32,9 @@ probabilities, ``sum_d d p_d / sum_d p_d``. The judge's decoding: temperature 0,
    (``strip_tokens``): the official exact match works for GPT-4o's tokens but would score 0 whenever a
    tokenizer glues a space to the digit (``" 2"``); set ``strip_tokens=False`` for the literal rule.
 
-The rubric texts are the official ``GEvalPrompts.scifact_open{1,2,3}``, verbatim (typos included): the
-judge is given the instructed query as the "instruction" and the passage (``title + " " + text``) as the
-"corpus". Any backend of :func:`paperlab.core.models.load_lm` that returns top log-probabilities serves as
+The rubrics follow the official ``GEvalPrompts.scifact_open{1,2,3}`` (levels, scales, JSON answer) in our own
+words, so a judge's scores are comparable in kind but not token-for-token with the paper's: the judge is given
+the instructed query as the instruction and the passage (``title + " " + text``). Any backend of :func:`paperlab.core.models.load_lm` that returns top log-probabilities serves as
 judge (the default SmolLM2-135M through llama.cpp; ``openai:<url>#gpt-4o-mini`` is the paper's).
 """
 
@@ -52,58 +52,61 @@ MAX_SCORE = 3.0
 MIN_PROB = 0.01
 TOP_LOGPROBS = 10
 
-_HEAD = """Given an instruction: {instruction},
-and a corpus: {corpus},
-Please evaluate the corpus according to the instruction and Evaluation Criteria and return a JSON object with the score and reason.
+# The rubrics, written here in our own words after the official ``GEvalPrompts.scifact_open{1,2,3}``: the same
+# levels, the same integer scales (0-1, 0-2, 0-3), the same JSON answer with "score" and "reason".
+_HEAD = """Instruction: {instruction}
+Passage: {corpus}
+
+Rate how well the passage satisfies the instruction, using the criteria below, and answer with a JSON object
+holding a "score" and a "reason".
 
 """
 _TAIL = """
-**
-IMPORTANT: Please make sure to only return in JSON format, with the "score" and "reason" key. No words or explanation is needed.
-Please think step by step of the reason and give the score according to the Evaluation Criteria.
+Answer with the JSON object only, keys "score" and "reason", and nothing else. Reason step by step inside
+"reason" and choose the score from the criteria.
 
-Example JSON:
+Example:
 {{
     "score": 1,
-    "reason": "The corpus only match the instruction with research field and research topics."
+    "reason": "The passage is about the same research field and topic as the instruction, nothing more."
 }}
-**
 
 JSON:
 """
 _BODY = {
-    3: """There is 3 relevant levels to evaluate the corpus regarding the instruction:
-1. Theme relevance, for example, the research field and research topics;
-2. Relationship, for example, support or refute the claim;
-3. Totally match the instruction.\x20
+    3: """The passage can satisfy the instruction at three levels:
+1. Topic: it is about the same research field and topic.
+2. Stance: it also relates to the claim as asked (supports it, or refutes it).
+3. Full match: it satisfies every condition of the instruction.
 
-Evaluation Criteria:
-1. If the corpus only meets the instruction in first level, the score is 1;
-2. If the corpus meets the instruction in first and second levels, the score is 2;
-3. If the corpus meets instruction with all three levels, the score is 3.
-4. If the corpus does not meet any of the levels, the score is 0.
+Scoring:
+- 0 if it satisfies none of the levels;
+- 1 if it satisfies level 1 only;
+- 2 if it satisfies levels 1 and 2;
+- 3 if it satisfies all three levels.
 
-Please give a score between 0 and 3.
+Give a score from 0 to 3.
 """,
-    2: """There is 2 relevant levels to evaluate the corpus regarding the instruction:
-1. Theme relevance, for example, the research field and research topics;
-2. Totally match the instruction. Including relationship, for example, support or refute the claim;
+    2: """The passage can satisfy the instruction at two levels:
+1. Topic: it is about the same research field and topic.
+2. Full match: it satisfies every condition of the instruction, including the stance asked for (supports or
+refutes the claim).
 
-Evaluation Criteria:
-1. If the corpus only meets the instruction in first level, the score is 1;
-2. If the corpus meets the instruction in first and second levels, the score is 2;
-3. If the corpus does not meet any of the levels, the score is 0.
+Scoring:
+- 0 if it satisfies neither level;
+- 1 if it satisfies level 1 only;
+- 2 if it satisfies levels 1 and 2.
 
-Please give a score between 0 and 2.
+Give a score from 0 to 2.
 """,
-    1: """There is 2 relevant levels to evaluate the corpus regarding the instruction:
-1. Totally match the instruction. Including theme relevance, for example, the research field and research topics;
+    1: """The passage can satisfy the instruction at one level:
+1. Full match: it satisfies the instruction, including being about the same research field and topic.
 
-Evaluation Criteria:
-1. If the corpus meets the instruction in first level, the score is 1;
-2. If the corpus does not meet any of the levels, the score is 0.
+Scoring:
+- 0 if it does not satisfy it;
+- 1 if it does.
 
-Please give a score between 0 and 1.
+Give a score from 0 to 1.
 """,
 }
 
