@@ -96,10 +96,10 @@ class EgoRAGConfig(BaseModel):
 
     @classmethod
     def quick(cls, **overrides) -> EgoRAGConfig:
-        """Quick tier: 30 clips/h (a 30 s clip every 2 min), 40 questions per kind (24 of them answered, with
+        """Quick tier: 30 clips/h (a 30 s clip every 2 min), 100 questions per kind (24 of them answered, with
         hierarchical and flat retrieval; no LLM-guided selection), latency stores at 20 clips/h. The small default
         LM evaluates prompts at ~100 tokens/s on 2 cores: each answer costs seconds."""
-        return cls(**({"clips_per_hour": 30, "questions_per_kind": 40, "llm_select_questions": 0,
+        return cls(**({"clips_per_hour": 30, "questions_per_kind": 100, "llm_select_questions": 0,
                        "answer_questions": 24, "answer_methods": ["hierarchical", "flat"],
                        "latency_clips_per_hour": 20, "latency_queries": 30, "n_boot": 1000} | overrides))
 
