@@ -160,3 +160,15 @@ def test_index_bootstrap_resamples_units_jointly():
     assert joint.hi - joint.lo < 0.01                          # pairing kept: the difference is tight
     e = stats.index_bootstrap(200, lambda i: a[i].mean(), n_boot=500)
     assert e.lo < a.mean() < e.hi and e.n == 200
+
+
+def test_independent_bootstrap_diff_resamples_each_group():
+    from paperlab.core.stats import independent_bootstrap_diff
+
+    rng = np.random.default_rng(1)
+    a, b = rng.normal(1.0, 1.0, 300), rng.normal(0.0, 1.0, 200)
+    est = independent_bootstrap_diff(list(a) + [float("nan")], b, n_boot=1000)
+    assert est.value == pytest.approx(a.mean() - b.mean()) and est.n == 500
+    se = np.sqrt(a.var(ddof=1) / a.size + b.var(ddof=1) / b.size)  # the normal-theory width it should match
+    assert est.lo < est.value < est.hi and (est.hi - est.lo) == pytest.approx(2 * 1.96 * se, rel=0.15)
+    assert not independent_bootstrap_diff([1.0], b).finite

@@ -143,6 +143,23 @@ def paired_bootstrap_diff(a: ArrayLike, b: ArrayLike, stat: Callable[[np.ndarray
     return Estimate(float(stat(x) - stat(y)), lo, hi, int(x.size), method, confidence)
 
 
+def independent_bootstrap_diff(a: ArrayLike, b: ArrayLike, n_boot: int = 2000, seed: int = 0,
+                               confidence: float = 0.95) -> Estimate:
+    """``mean(a) - mean(b)`` for two independent groups (different units: human vs. model arms, derailed vs.
+    non-toxic threads), each group resampled on its own. Non-finite values are dropped; fewer than two in a
+    group gives NaN (no interval)."""
+    x = np.asarray(a, dtype=float).ravel()
+    y = np.asarray(b, dtype=float).ravel()
+    x, y = x[np.isfinite(x)], y[np.isfinite(y)]
+    method = f"difference of two independent means, percentile bootstrap within groups ({n_boot} resamples)"
+    if x.size < 2 or y.size < 2:
+        return _nan(int(x.size + y.size), method, confidence)
+    rng = np.random.default_rng(seed)
+    boot = np.array([rng.choice(x, x.size).mean() - rng.choice(y, y.size).mean() for _ in range(n_boot)])
+    lo, hi = _percentile(boot, confidence)
+    return Estimate(float(x.mean() - y.mean()), lo, hi, int(x.size + y.size), method, confidence)
+
+
 def index_bootstrap(n: int, stat: Callable[[np.ndarray], float], n_boot: int = 2000, seed: int = 0,
                     confidence: float = 0.95) -> Estimate:
     """``stat(indices)`` with a percentile-bootstrap interval over ``n`` units: any statistic of several

@@ -11,28 +11,12 @@ from __future__ import annotations
 import numpy as np
 
 from paperlab.core.runs import Claim, Run, claim, claim_of_parts, markdown_table
-from paperlab.core.stats import Estimate
+from paperlab.core.stats import Estimate, independent_bootstrap_diff
 from paperlab.derailment.experiment import PAPER_LTM, DerailmentConfig
 from paperlab.derailment.features import KEY_MARKERS
 
 MARKER_NAMES = {"second_person": "second-person pronouns", "negation": "negations",
                 "frustration": "bitter-frustration lexicon", "impatience": "impatience lexicon"}
-
-
-def two_group_diff(a, b, n_boot: int = 2000, seed: int = 0) -> Estimate:
-    """``mean(a) - mean(b)`` for two independent groups, percentile bootstrap within each group.
-
-    (A core candidate: the core's bootstraps are one-sample or paired.)"""
-    a = np.asarray([x for x in a if np.isfinite(x)], dtype=float)
-    b = np.asarray([x for x in b if np.isfinite(x)], dtype=float)
-    method = f"difference of two independent means, percentile bootstrap within groups ({n_boot} resamples)"
-    if a.size < 2 or b.size < 2:
-        nan = float("nan")
-        return Estimate(nan, nan, nan, int(a.size + b.size), method)
-    rng = np.random.default_rng(seed)
-    boot = np.array([rng.choice(a, a.size).mean() - rng.choice(b, b.size).mean() for _ in range(n_boot)])
-    lo, hi = np.quantile(boot, [0.025, 0.975])
-    return Estimate(float(a.mean() - b.mean()), float(lo), float(hi), int(a.size + b.size), method)
 
 
 def _est(d: dict | Estimate) -> Estimate:
@@ -56,7 +40,7 @@ def make_claims(cfg: DerailmentConfig, results: dict) -> list[Claim]:
 
 def markers_claim(cfg: DerailmentConfig, results: dict) -> Claim:
     per = results["markers"]["per_thread"]
-    parts = {MARKER_NAMES[k]: (two_group_diff(per[k]["derailed"], per[k]["non_toxic"], cfg.n_boot, cfg.seed),
+    parts = {MARKER_NAMES[k]: (independent_bootstrap_diff(per[k]["derailed"], per[k]["non_toxic"], cfg.n_boot, cfg.seed),
                                {"expect": "greater"}) for k in KEY_MARKERS}
     return claim_of_parts(
         "markers_precede_toxicity",
@@ -140,7 +124,7 @@ def markers_section(results: dict, cfg: DerailmentConfig) -> str:
     rows = []
     for k in KEY_MARKERS:
         d, c = m["per_thread"][k]["derailed"], m["per_thread"][k]["non_toxic"]
-        diff = two_group_diff(d, c, cfg.n_boot, cfg.seed)
+        diff = independent_bootstrap_diff(d, c, cfg.n_boot, cfg.seed)
         rows.append([MARKER_NAMES[k], f"{np.nanmean(d):.2f}", f"{np.nanmean(c):.2f}",
                      f"{diff.value:+.2f} [{diff.lo:+.2f}, {diff.hi:+.2f}]"])
     lex = m["lexicon_check"]

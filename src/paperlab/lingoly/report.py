@@ -12,7 +12,7 @@ from collections import defaultdict
 import numpy as np
 
 from paperlab.core.runs import Claim, claim, claim_of_parts, markdown_table
-from paperlab.core.stats import Estimate, index_bootstrap, wilson
+from paperlab.core.stats import Estimate, independent_bootstrap_diff, index_bootstrap, wilson
 
 PAPER_HUMANS = {"M_og": 21.7, "M_obf": 16.0, "gap": 5.7, "ols_fe": -5.8}
 
@@ -49,15 +49,6 @@ def gap_estimate(table, n_boot: int, seed: int = 0) -> tuple[Estimate, float, fl
     est = Estimate(est.value, est.lo, est.hi, len(table),
                    f"{est.method} over {len(problems)} problems (sub-questions clustered by problem)")
     return est, float(np.mean([o for _, o, _ in table])), float(np.mean([b for _, _, b in table]))
-
-
-def two_arm_diff(a: np.ndarray, b: np.ndarray, n_boot: int, seed: int = 0) -> Estimate:
-    """mean(a) - mean(b) for two independent groups, percentile bootstrap within each group."""
-    rng = np.random.default_rng(seed)
-    boot = np.array([rng.choice(a, a.size).mean() - rng.choice(b, b.size).mean() for _ in range(n_boot)])
-    lo, hi = np.quantile(boot, [0.025, 0.975])
-    return Estimate(float(a.mean() - b.mean()), float(lo), float(hi), int(a.size + b.size),
-                    f"difference of two independent means, percentile bootstrap within arms ({n_boot} resamples)")
 
 
 def ols_language_fe(rows: list[dict]) -> dict | None:
@@ -116,7 +107,7 @@ def make_claims(cfg, results: dict) -> list[Claim]:
         mw_p = float(mannwhitneyu(a, b, alternative="greater").pvalue)
         claims.append(claim(
             "human_gap", "Humans score lower on obfuscated than on original problems (M_og - M_obf > 0, "
-            "exact match 0-100, our scorer)", two_arm_diff(a, b, cfg.n_boot), expect="greater",
+            "exact match 0-100, our scorer)", independent_bootstrap_diff(a, b, cfg.n_boot), expect="greater",
             M_og=float(a.mean()), M_obf=float(b.mean()), paper=PAPER_HUMANS,
             ols_language_fe=ols or "statsmodels not installed", mann_whitney_p_greater=mw_p))
 
