@@ -13,6 +13,7 @@ from paperlab.core.cli import (
     Out,
     Overwrite,
     Quick,
+    check_model_spec,
     check_readable_file,
     check_writable_file,
     parse_names,
@@ -67,9 +68,7 @@ def run(
         overrides["retrievers"] = names
         overrides["instfol_retrievers"] = [n for n in ("bm25", "dense") if n in names] or names[:1]
     if judge is not None:
-        from paperlab.ifir.instfol import check_judge
-
-        overrides["judge"] = check_judge(judge, "--judge")
+        overrides["judge"] = check_model_spec(judge, "--judge")
     for key, val in (("instfol_claims", instfol_claims), ("instfol_k", instfol_k), ("seed", seed),
                      ("reference", reference)):
         if val is not None:
@@ -110,9 +109,7 @@ def eval_(
         check_readable_file(p, opt)
     check_retriever(retriever)
     if judge is not None:
-        from paperlab.ifir.instfol import check_judge
-
-        check_judge(judge, "--judge")
+        check_model_spec(judge, "--judge")
     for p, opt in ((output, "--output"), (run_file, "--run-file")):
         if p is not None:
             check_writable_file(p, opt)

@@ -78,9 +78,9 @@ class IfirConfig(BaseModel):
     @field_validator("judge")
     @classmethod
     def _judge(cls, v: str) -> str:
-        from paperlab.ifir.instfol import check_judge
+        from paperlab.core.cli import check_model_spec
 
-        return check_judge(v, "judge")
+        return check_model_spec(v, "judge")
 
     @classmethod
     def quick(cls, **overrides) -> IfirConfig:

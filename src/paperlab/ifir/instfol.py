@@ -194,13 +194,6 @@ def instfol(q_scores: Sequence[float], i_scores: Sequence[float], max_score: flo
 DEFAULT_JUDGE = "default-hf"
 
 
-def check_judge(spec: str, option: str = "--judge") -> str:
-    """One-line error unless ``spec`` is a model spec (``default-hf`` included; nothing is loaded)."""
-    from paperlab.core.cli import check_model_spec
-
-    return check_model_spec(spec, option)
-
-
 class Judge:
     """G-Eval scoring with any :func:`~paperlab.core.models.load_lm` backend (cached per request)."""
 
