@@ -307,3 +307,28 @@ def test_repetition_penalty_validated_and_cache_keys_stable():
     # requests without a penalty keep the cache keys they had before the field existed
     assert "repetition_penalty" not in _key_params(GenerationParams())
     assert _key_params(GenerationParams(repetition_penalty=1.2))["repetition_penalty"] == 1.2
+
+
+# ------------------------------------------------------------------ streaming
+
+
+@pytest.mark.parametrize("backend", ["llama", "hf"])
+@pytest.mark.parametrize("stop", [(), (".",)])
+def test_stream_pieces_join_to_the_chat_text(backend, stop, request):
+    lm = request.getfixturevalue(backend)
+    conv = [{"role": "user", "content": "Describe the sea in two sentences."}]
+    p = GenerationParams(temperature=0.0, max_tokens=40, stop=stop)
+    pieces = list(lm.stream_chat(conv, p))
+    assert len(pieces) > 3  # it really streams: many pieces, not the whole answer at the end
+    assert "".join(pieces) == lm.chat([conv], p)[0].text
+
+
+def test_cached_backend_streams_from_the_model_and_caches_nothing(llama, tmp_path):
+    from paperlab.core.cache import Cache
+    from paperlab.core.models import CachedLM
+
+    cache = Cache(tmp_path / "c.sqlite")
+    lm = CachedLM(llama, cache)
+    conv = [{"role": "user", "content": "Name a fruit."}]
+    text = "".join(lm.stream_chat(conv, GenerationParams(temperature=0.0, max_tokens=12)))
+    assert text and len(cache) == 0

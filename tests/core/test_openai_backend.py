@@ -217,3 +217,11 @@ def test_ctrl_c_keeps_every_finished_answer(tmp_path):
     assert interrupted and 4 <= done < 40 and sent < 40
     # every answer reported finished is in the cache (at most one more, stored just as Ctrl-C arrived)
     assert done <= len(Cache(tmp_path / "c.sqlite")) <= done + 1
+
+
+def test_real_server_streams_the_same_text(llama_server):
+    lm = OpenAILM(llama_server, "smollm2")
+    conv = [{"role": "user", "content": "Describe the sea in two sentences."}]
+    p = GenerationParams(temperature=0.0, max_tokens=40)
+    pieces = list(lm.stream_chat(conv, p))
+    assert len(pieces) > 3 and "".join(pieces) == lm.chat([conv], p)[0].text

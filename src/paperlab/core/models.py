@@ -23,6 +23,8 @@ around any of them):
   ``on_result(i, result)`` fires as request ``i`` finishes.
 - ``lm.complete(prompts, params, on_result=None) -> list[ChatResult]`` — raw text completion,
   no chat template (base models).
+- ``lm.stream_chat(messages, params=None) -> Iterator[str]`` — one reply as the backend produces
+  it, piece by piece (never cached); the pieces join to the text ``chat`` returns.
 - ``lm.score(contexts, continuations) -> list[list[float]]`` — natural-log probability of each
   token of each continuation given its context.
 - :class:`ChatResult` — ``text``, ``finish_reason`` (``"stop"``, or ``"length"`` when
@@ -56,11 +58,12 @@ from __future__ import annotations
 import atexit
 import functools
 import hashlib
+import importlib
 import importlib.util
 import os
 import shutil
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -329,6 +332,13 @@ class LanguageModel:
             out.append(r)
         return out
 
+    def stream_chat(self, messages: Sequence[Message], params: GenerationParams | None = None) -> Iterator[str]:
+        """Yield the reply to one conversation piece by piece as the backend produces it (llama.cpp,
+        transformers and OpenAI-compatible servers stream tokens; ``"".join`` of the pieces is the text
+        :meth:`chat` returns for the same request). For a consumer that acts before the answer is
+        complete (streaming speech). Streams are never cached."""
+        yield self.chat([messages], params or GenerationParams())[0].text
+
     def _chat_one(self, messages: Sequence[Message], params: GenerationParams) -> ChatResult:
         raise NotImplementedError
 
@@ -404,6 +414,16 @@ class LlamaCppLM(LanguageModel):
                           _chat_logprobs((c.get("logprobs") or {}).get("content"), params.top_logprobs)
                           if params.logprobs else None)
 
+    def stream_chat(self, messages, params=None):
+        params = params or GenerationParams()
+        with self._lock:  # held until the stream ends: one llama.cpp context serves one request at a time
+            llm = self._model(params.replace(logprobs=False))
+            llm.reset()  # see _chat_one
+            for chunk in llm.create_chat_completion(messages=list(messages), **self._sampling(params), stream=True):
+                piece = chunk["choices"][0].get("delta", {}).get("content")
+                if piece:
+                    yield piece
+
     def _complete_one(self, prompt, params):
         with self._lock:
             llm = self._model(params)
@@ -463,6 +483,68 @@ class HFLM(LanguageModel):
                     on_result(i, r)
         return out  # type: ignore[return-value]
 
+    def _generate_kwargs(self, p: GenerationParams) -> dict[str, Any]:
+        tok = self.tokenizer
+        kw: dict[str, Any] = {"max_new_tokens": p.max_tokens, "pad_token_id": tok.pad_token_id}
+        if p.stop:
+            kw.update(stop_strings=list(p.stop), tokenizer=tok)
+        if p.repetition_penalty != 1.0:
+            kw.update(repetition_penalty=p.repetition_penalty)
+        if p.greedy:
+            kw.update(do_sample=False, temperature=None, top_p=None, top_k=None)
+        else:
+            kw.update(do_sample=True, temperature=p.temperature, top_p=p.top_p, top_k=0)
+        return kw
+
+    def stream_chat(self, messages, params=None):
+        """transformers' ``TextIteratorStreamer``: ``generate`` runs in a thread and hands over text as
+        tokens decode; the reply is cut at a stop string as :meth:`chat` cuts it."""
+        import torch
+        from transformers import TextIteratorStreamer
+
+        p, tok = params or GenerationParams(), self.tokenizer
+        if not getattr(tok, "chat_template", None):
+            raise UserError(f"{self.id} has no chat template (a base model)", "use complete() for raw text")
+        if tok.pad_token is None:
+            tok.pad_token = tok.eos_token
+        prompt = tok.apply_chat_template(list(messages), tokenize=False, add_generation_prompt=True)
+        enc = tok([prompt], return_tensors="pt", add_special_tokens=False).to(self.model.device)
+        streamer = TextIteratorStreamer(tok, skip_prompt=True, skip_special_tokens=True)
+        failure: list[BaseException] = []
+
+        def generate() -> None:
+            try:
+                with self._rng_lock, torch.no_grad():
+                    if not p.greedy:
+                        torch.manual_seed(p.seed)
+                    self.model.generate(**enc, **self._generate_kwargs(p), streamer=streamer)
+            except BaseException as e:  # surfaced in the consumer's thread below
+                failure.append(e)
+                streamer.end()
+
+        worker = threading.Thread(target=generate, daemon=True)
+        worker.start()
+        # chat() strips the reply and cuts it at a stop string: hold back trailing whitespace and any
+        # tail that could still grow into a stop string, so the pieces join to the same text
+        hold = max((len(x) for x in p.stop), default=0)
+        raw, sent = "", 0
+        for piece in streamer:
+            raw += piece
+            text = _truncate_at_stop(raw, p.stop).lstrip()
+            stopped = len(text) < len(raw.lstrip())
+            safe = len(text.rstrip()) if stopped else min(len(text) - hold, len(text.rstrip()))
+            if safe > sent:
+                yield text[sent:safe]
+                sent = safe
+            if stopped:
+                break
+        worker.join()
+        if failure:
+            raise failure[0]
+        final = _truncate_at_stop(raw, p.stop).strip()
+        if len(final) > sent:
+            yield final[sent:]
+
     def _generate_group(self, prompts: list[str], p: GenerationParams, chat: bool) -> list[ChatResult]:
         import torch
 
@@ -472,16 +554,8 @@ class HFLM(LanguageModel):
             tok.pad_token = tok.eos_token
         # A chat template already holds its special tokens; a raw prompt gets the tokenizer's own (BOS).
         enc = tok(prompts, return_tensors="pt", padding=True, add_special_tokens=not chat).to(model.device)
-        kw: dict[str, Any] = {"max_new_tokens": p.max_tokens, "pad_token_id": tok.pad_token_id,
-                              "return_dict_in_generate": True, "output_logits": p.logprobs}
-        if p.stop:
-            kw.update(stop_strings=list(p.stop), tokenizer=tok)
-        if p.repetition_penalty != 1.0:
-            kw.update(repetition_penalty=p.repetition_penalty)
-        if p.greedy:
-            kw.update(do_sample=False, temperature=None, top_p=None, top_k=None)
-        else:
-            kw.update(do_sample=True, temperature=p.temperature, top_p=p.top_p, top_k=0)
+        kw = self._generate_kwargs(p)
+        kw.update(return_dict_in_generate=True, output_logits=p.logprobs)
         with self._rng_lock, torch.no_grad():
             if not p.greedy:
                 torch.manual_seed(p.seed)
@@ -607,6 +681,26 @@ class OpenAILM(LanguageModel):
     def chat(self, batch, params, on_result=None):
         return self._concurrent(self._chat_one, batch, per_request(params, len(batch)), on_result)
 
+    def stream_chat(self, messages, params=None):
+        """The server's token stream (``stream=True``). Opening the stream is retried like any request;
+        a stream that breaks off midway is reported as a one-line error, not retried (its pieces were
+        already consumed)."""
+        p = params or GenerationParams()
+        broken: list[type[BaseException]] = [self._openai.APIError, OSError]
+        for transport in ("httpx2", "httpx"):  # the openai client's HTTP library (httpx2 from openai 3)
+            if importlib.util.find_spec(transport):
+                broken.append(importlib.import_module(transport).HTTPError)
+        stream = self._call(self.client.chat.completions.create, messages=list(messages), stream=True,
+                            **self._sampling(p))
+        try:
+            for chunk in stream:
+                delta = chunk.choices[0].delta if chunk.choices else None
+                if delta is not None and delta.content:
+                    yield delta.content
+        except tuple(broken) as e:
+            raise UserError(f"{self.base_url}: the stream broke off ({type(e).__name__})",
+                            "check the server and try again") from None
+
     def complete(self, prompts, params, on_result=None):
         return self._concurrent(self._complete_one, prompts, per_request(params, len(prompts)), on_result)
 
@@ -716,6 +810,10 @@ class CachedLM(LanguageModel):
         plist = per_request(params, len(batch))
         keys = [self.key(m, p) for m, p in zip(batch, plist, strict=True)]
         return self._cached(self.inner.chat, list(batch), plist, keys, on_result)
+
+    def stream_chat(self, messages, params=None):
+        """Streams go straight to the backend, never through the cache (they exist for latency)."""
+        return self.inner.stream_chat(messages, params)
 
     def complete(self, prompts, params, on_result=None):
         plist = per_request(params, len(prompts))
