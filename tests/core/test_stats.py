@@ -172,3 +172,31 @@ def test_independent_bootstrap_diff_resamples_each_group():
     se = np.sqrt(a.var(ddof=1) / a.size + b.var(ddof=1) / b.size)  # the normal-theory width it should match
     assert est.lo < est.value < est.hi and (est.hi - est.lo) == pytest.approx(2 * 1.96 * se, rel=0.15)
     assert not independent_bootstrap_diff([1.0], b).finite
+
+
+def test_crossed_bootstrap_carries_seed_variation():
+    import numpy as np
+
+    from paperlab.core.stats import bootstrap_ci, crossed_bootstrap
+
+    rng = np.random.default_rng(0)
+    hit_crossed = hit_questions = 0
+    sims = 120
+    for _ in range(sims):  # true mean 0; seed effects as large as question effects
+        table = rng.normal(0, 1, (5, 1))[:, [0] * 60] + rng.normal(0, 1, (1, 60)) + rng.normal(0, 0.3, (5, 60))
+        e = crossed_bootstrap(table, n_boot=300, seed=1)
+        q = bootstrap_ci(table.mean(0), n_boot=300, seed=1)
+        hit_crossed += e.lo <= 0 <= e.hi
+        hit_questions += q.lo <= 0 <= q.hi
+    assert hit_crossed / sims > 0.8 > hit_questions / sims  # the question-only interval misses the seed spread
+
+
+def test_crossed_bootstrap_one_row_is_the_column_bootstrap():
+    import numpy as np
+
+    from paperlab.core.stats import crossed_bootstrap
+
+    x = np.random.default_rng(3).normal(size=(1, 40))
+    e = crossed_bootstrap(x, n_boot=500)
+    assert e.n == 40 and "one of seeds" in e.method and e.lo < x.mean() < e.hi
+    assert np.isnan(crossed_bootstrap(np.ones((3, 1))).lo)

@@ -143,6 +143,31 @@ def paired_bootstrap_diff(a: ArrayLike, b: ArrayLike, stat: Callable[[np.ndarray
     return Estimate(float(stat(x) - stat(y)), lo, hi, int(x.size), method, confidence)
 
 
+def crossed_bootstrap(x: ArrayLike, n_boot: int = 2000, seed: int = 0, confidence: float = 0.95,
+                      rows: str = "seeds", cols: str = "questions") -> Estimate:
+    """The mean of a ``rows x cols`` table whose two factors are both random samples — training seeds
+    crossed with test questions — with Owen's (2007) pigeonhole bootstrap: each resample draws rows and
+    columns independently with replacement and keeps their crossings, so the interval carries both the
+    between-seed and the between-question variation (a bootstrap over questions alone, given one seed or
+    the seed average, hides the first). Paired differences: pass the per-(row, column) difference table.
+    One row reduces to a plain bootstrap over columns (and the method says so)."""
+    a = np.asarray(x, dtype=float)
+    if a.ndim != 2:
+        raise ValueError(f"crossed_bootstrap needs a 2-D table, got shape {a.shape}")
+    r, c = a.shape
+    method = (f"pigeonhole bootstrap over {r} {rows} x {c} {cols} ({n_boot} resamples)" if r > 1 else
+              f"percentile bootstrap over {cols} ({n_boot} resamples; one of {rows}: its variation not included)")
+    if c < 2 or not np.all(np.isfinite(a)):
+        return _nan(int(c), method, confidence)
+    rng = np.random.default_rng(seed)
+    boot = np.empty(n_boot)
+    for b in range(n_boot):
+        ri, ci = rng.integers(0, r, r), rng.integers(0, c, c)
+        boot[b] = a[np.ix_(ri, ci)].mean()
+    lo, hi = _percentile(boot, confidence)
+    return Estimate(float(a.mean()), lo, hi, int(c), method, confidence)
+
+
 def independent_bootstrap_diff(a: ArrayLike, b: ArrayLike, n_boot: int = 2000, seed: int = 0,
                                confidence: float = 0.95) -> Estimate:
     """``mean(a) - mean(b)`` for two independent groups (different units: human vs. model arms, derailed vs.

@@ -52,7 +52,7 @@ def run(
     temporal_pool: Annotated[int | None, typer.Option("--temporal-pool", min=2, help="k of Eq. 6 (default 4).")] = None,
     samples: Annotated[str | None, typer.Option("--samples", help="Test-time sampling rates s, comma-separated "
                                                 "(default 2,4).")] = None,
-    seeds: Annotated[str | None, typer.Option("--seeds", help="Training seeds per variant (default 0).")] = None,
+    seeds: Annotated[str | None, typer.Option("--seeds", help="Training seeds per variant (default 0,1).")] = None,
     scan: Annotated[str | None, typer.Option("--scan", help="Selective scan: auto | parallel | sequential | cuda.")] = None,
     size: Annotated[int | None, typer.Option("--size", min=16, max=128, help="Frame size in px, a multiple of 8 "
                                              "(default 16: 2x2 tokens per frame).")] = None,
