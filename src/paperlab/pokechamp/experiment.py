@@ -74,10 +74,11 @@ class PokeChampConfig(BaseModel):
 
     @classmethod
     def quick(cls, **overrides) -> PokeChampConfig:
-        """Quick tier: the three claim matchups, 40 battles each (intervals about ±0.15), a 1 s LLM budget per decision
+        """Quick tier: the three claim matchups, 100 battles each (intervals about ±0.09; 40 battles took 31 s alone on
+        the idle 2-core machine), a 1 s LLM budget per decision
         (the default 135M LM takes seconds per call on 2 busy cores, so after its first calls the budget rule
         skips it and the deterministic fallbacks decide)."""
-        return cls(**({"battles": 40, "matchups": list(REQUIRED), "chunk": 20,
+        return cls(**({"battles": 100, "matchups": list(REQUIRED), "chunk": 20,
                        "llm_probe_every": 1_000_000} | overrides))
 
 
@@ -303,8 +304,8 @@ budget rule skips most calls and the paper's deterministic parts (damage-calcula
 heuristic switches, hp-difference leaves, min/argmax backup) carry the play; the LLM table says how often an
 LLM answer was actually used. Opponent moves are filled from Showdown's Random Battle move pools (the paper
 uses Gen 9 OU usage statistics); Tera variants of the damage-calculator move are not tried. Random-battle teams
-are drawn by the server and cannot be seeded, so reruns differ. The quick tier's 40 battles per matchup give
-intervals about ±0.15 wide (a verdict near 0.5 stays inconclusive); the default tier plays 200 per matchup."""
+are drawn by the server and cannot be seeded, so reruns differ. The quick tier's 100 battles per matchup give
+intervals about ±0.09 wide (a verdict near 0.5 stays inconclusive); the default tier plays 200 per matchup."""
 
 
 def run_experiment(cfg: PokeChampConfig, out: Path | None = None) -> Path:
