@@ -322,3 +322,133 @@ def _jsonable(obj: Any) -> Any:
     if isinstance(obj, float) and not math.isfinite(obj):
         return None if math.isnan(obj) else ("inf" if obj > 0 else "-inf")
     return obj
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# fit: the resumable loop for any loss (systems whose models are not a language-model Transformer)
+
+
+@dataclass
+class FitConfig:
+    """Optimisation settings of :func:`fit`: AdamW with the warmup + cosine schedule of :func:`lr_at`."""
+
+    steps: int
+    lr: float
+    warmup_steps: int | None = None     # None: 5% of the steps (at least 1)
+    min_lr_ratio: float = 0.1
+    weight_decay: float = 0.0
+    beta1: float = 0.9
+    beta2: float = 0.95
+    eps: float = 1e-8
+    grad_clip: float = 1.0              # 0 disables clipping
+    checkpoint_every: int = 100         # 0: only the final state is saved
+
+    def __post_init__(self):
+        if self.steps < 0:
+            raise UserError(f"steps must be >= 0, got {self.steps}", "pass a non-negative number of steps")
+        if not self.lr > 0:
+            raise UserError(f"lr must be > 0, got {self.lr}", "pass a positive learning rate")
+
+    def schedule(self) -> TrainConfig:
+        warmup = max(1, self.steps // 20) if self.warmup_steps is None else self.warmup_steps
+        return TrainConfig(steps=max(1, self.steps), lr=self.lr, warmup_steps=max(0, min(warmup, self.steps)),
+                           min_lr_ratio=self.min_lr_ratio)
+
+
+def step_generator(seed: int, step: int) -> torch.Generator:
+    """A torch generator that depends only on ``(seed, step)``: batches drawn from it are the same whether a
+    run went straight through or was killed and resumed."""
+    return torch.Generator().manual_seed(seed * 1_000_003 + step)
+
+
+def step_rng(seed: int, step: int):
+    """The numpy counterpart of :func:`step_generator`."""
+    import numpy as np
+
+    return np.random.default_rng([seed, step])
+
+
+def fit(model: nn.Module, loss_at: Callable[[int], Any], cfg: FitConfig, folder: Path | str | None = None,
+        name: str = "model", key: Any = None, params: Any = None, log: Callable[[str], None] | None = None,
+        on_step: Callable[[int], None] | None = None) -> dict[str, Any]:
+    """Minimise ``loss_at(step)`` over ``params`` (default: the model's trainable parameters) for ``cfg.steps``
+    AdamW steps and return the history.
+
+    ``loss_at(step)`` returns the loss tensor, or ``(loss, parts)`` with ``parts`` a dict of floats to record.
+    It must draw its randomness from ``step`` (:func:`step_generator`, :func:`step_rng`), so a resumed run
+    repeats the uninterrupted one exactly.
+
+    With ``folder``, ``<folder>/<name>.ckpt`` is written atomically every ``cfg.checkpoint_every`` steps and
+    resumed from after a kill, and the finished model goes to ``<folder>/<name>.pt``; a later call with the
+    same ``key`` (any JSON-able description of the model, data and settings) loads it instead of training.
+    A file written under another key is ignored and replaced, never resumed.
+
+    History: ``loss``, ``lr`` and ``parts`` per step, ``seconds`` of training, ``resumed_from`` (the step a
+    resumed run started at), ``reused`` (loaded from ``<name>.pt``), ``steps``.
+    """
+    folder = Path(folder) if folder is not None else None
+    full_key = json.dumps(_jsonable({"key": key, "fit": asdict(cfg)}), sort_keys=True, default=str)
+    final = ckpt = None
+    if folder is not None:
+        folder.mkdir(parents=True, exist_ok=True)
+        final, ckpt = folder / f"{name}.pt", folder / f"{name}.ckpt"
+        if final.exists():
+            state = torch.load(final, map_location="cpu", weights_only=False)
+            if state.get("key") == full_key:
+                model.load_state_dict(state["model"])
+                model.eval()
+                return {**state["history"], "reused": True}
+    if params is None:
+        params = [p for p in model.parameters() if p.requires_grad]
+    params = list(params)
+    opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay, betas=(cfg.beta1, cfg.beta2),
+                            eps=cfg.eps)
+    clip = [p for g in opt.param_groups for p in g["params"]]
+    sched = cfg.schedule()
+    hist: dict[str, Any] = {"loss": [], "lr": [], "parts": [], "seconds": 0.0, "resumed_from": None,
+                            "reused": False, "steps": cfg.steps}
+    start = 0
+    if ckpt is not None and ckpt.exists():
+        state = torch.load(ckpt, map_location="cpu", weights_only=False)
+        if state.get("key") == full_key:
+            model.load_state_dict(state["model"])
+            opt.load_state_dict(state["opt"])
+            hist, start = state["history"], state["step"]
+            hist["resumed_from"] = start
+    model.train()
+    t0 = time.perf_counter()
+    every = max(1, cfg.steps // 5)
+    for step in range(start, cfg.steps):
+        lr = lr_at(step, sched)
+        for g in opt.param_groups:
+            g["lr"] = lr
+        out = loss_at(step)
+        loss, parts = out if isinstance(out, tuple) else (out, {})
+        if not torch.isfinite(loss):
+            raise UserError(f"{name}: the loss is {loss.item()} at step {step}",
+                            "lower the learning rate or check the inputs")
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        if cfg.grad_clip > 0:
+            torch.nn.utils.clip_grad_norm_(clip, cfg.grad_clip)
+        opt.step()
+        hist["loss"].append(float(loss.detach()))
+        hist["lr"].append(lr)
+        hist["parts"].append({k: float(v) for k, v in parts.items()})
+        if log is not None and (step + 1) % every == 0:
+            log(f"{name}: step {step + 1}/{cfg.steps} loss {sum(hist['loss'][-every:]) / every:.4f}")
+        if ckpt is not None and cfg.checkpoint_every and (step + 1) % cfg.checkpoint_every == 0 \
+                and step + 1 < cfg.steps:
+            hist["seconds"] += time.perf_counter() - t0
+            t0 = time.perf_counter()
+            _atomic_save({"key": full_key, "model": model.state_dict(), "opt": opt.state_dict(),
+                          "history": hist, "step": step + 1}, ckpt)
+        if on_step is not None:
+            on_step(step + 1)
+    hist["seconds"] += time.perf_counter() - t0
+    model.eval()
+    if final is not None:
+        _atomic_save({"key": full_key, "model": model.state_dict(), "history": hist}, final)
+        if ckpt.exists():
+            ckpt.unlink()
+    return hist
