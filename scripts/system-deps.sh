@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # System packages paperlab needs (Debian/Ubuntu): apertium EN<->ES (telephone), WordNet (METEOR synonyms),
-# espeak-ng + sox + the 568 recorded Asterisk prompts (speech systems). Run as root or with sudo; prints what to do when it cannot.
+# espeak-ng + sox + the 568 recorded Asterisk prompts (speech systems), Chromium + its driver (the dashboard test). Run as root or with sudo; prints what to do when it cannot.
 set -u
-PKGS="apertium-eng-spa wordnet-base espeak-ng sox asterisk-core-sounds-en-wav"
+PKGS="apertium-eng-spa wordnet-base espeak-ng sox asterisk-core-sounds-en-wav chromium chromium-driver"
 missing=""
 for p in $PKGS; do
   dpkg -s "$p" >/dev/null 2>&1 || missing="$missing $p"
